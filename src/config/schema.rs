@@ -1,0 +1,408 @@
+//! The TOML schema. Key names are a contract (PRODUCT.md): outside tests and operators' files
+//! rely on them. Every key is optional; defaults are the operators' runbook values.
+//! `deny_unknown_fields` everywhere, so a typo is an error rather than a silently ignored key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::duration::HumanDuration;
+use super::schedule::Schedule;
+use super::secret::{DbUrl, Secret};
+
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// A `.env`-style file; `${VAR}` is looked up there before the environment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub env_file: Option<PathBuf>,
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub telegram: Option<TelegramConfig>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub webhook: Vec<WebhookConfig>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub http: Vec<HttpCheckConfig>,
+    pub system: SystemConfig,
+    pub digest: DigestConfig,
+    pub pm2: Pm2Config,
+    pub systemd: SystemdConfig,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disputes: Option<DisputesConfig>,
+    pub auth: AuthConfig,
+    pub alerts: AlertsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address the dashboard, API, /health and /metrics listen on.
+    pub listen: SocketAddr,
+    /// How long shutdown waits for in-flight requests and jobs before it gives up on them.
+    pub shutdown_grace: HumanDuration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            shutdown_grace: HumanDuration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `sqlite://PATH` (folder created) or `postgres://user:pass@host/db`.
+    pub url: DbUrl,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            url: DbUrl::new("sqlite://./data/opswatch.db"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelegramConfig {
+    pub bot_token: Secret,
+    pub chat_id: String,
+    #[serde(default = "default_telegram_api")]
+    pub api_base: String,
+    /// Forum topic to post into (`message_thread_id` of sendMessage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_thread_id: Option<i64>,
+    /// Send every message without a sound.
+    #[serde(default)]
+    pub disable_notification: bool,
+    /// RESOLVED messages arrive without a sound, so recoveries do not wake anyone.
+    #[serde(default = "yes")]
+    pub silent_resolved: bool,
+}
+
+fn default_telegram_api() -> String {
+    "https://api.telegram.org".to_owned()
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub name: String,
+    /// Often carries a token in its path (Slack, Discord): treated as a secret.
+    pub url: Secret,
+    #[serde(default)]
+    pub format: WebhookFormat,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    /// The alert as a JSON object.
+    #[default]
+    Json,
+    /// `{"text": "..."}`, accepted by Slack, Mattermost, Rocket.Chat and Discord's /slack.
+    Slack,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCheckConfig {
+    pub name: String,
+    pub url: String,
+    #[serde(default = "every_5m")]
+    pub every: HumanDuration,
+    #[serde(default = "timeout_10s")]
+    pub timeout: HumanDuration,
+    /// Consecutive failures before the target is DOWN.
+    #[serde(default = "two")]
+    pub failures: u32,
+    /// Reminder while still down; off when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remind_every: Option<HumanDuration>,
+    #[serde(default)]
+    pub method: HttpMethod,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, Secret>,
+    /// Accepted statuses; default 200–399. Entries are codes (`200`) or ranges (`"200-299"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_status: Option<Vec<StatusMatcher>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_contains: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_regex: Option<String>,
+    #[serde(default = "yes")]
+    pub follow_redirects: bool,
+    /// Accept invalid or self-signed certificates.
+    #[serde(default)]
+    pub insecure: bool,
+    /// Runbook text sent with the alert; a built-in hint when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+fn every_5m() -> HumanDuration {
+    HumanDuration::from_secs(300)
+}
+
+fn timeout_10s() -> HumanDuration {
+    HumanDuration::from_secs(10)
+}
+
+fn two() -> u32 {
+    2
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    #[default]
+    Get,
+    Head,
+}
+
+/// One accepted status code, or an inclusive range written `"200-299"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusMatcher {
+    pub from: u16,
+    pub to: u16,
+}
+
+impl StatusMatcher {
+    pub fn matches(&self, status: u16) -> bool {
+        (self.from..=self.to).contains(&status)
+    }
+}
+
+impl<'de> Deserialize<'de> for StatusMatcher {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Code(u16),
+            Text(String),
+        }
+        let bad = |s: &str| {
+            serde::de::Error::custom(format!(
+                "invalid status {s:?}: write a code like 200 or a range like \"200-299\""
+            ))
+        };
+        let (from, to) = match Raw::deserialize(d)? {
+            Raw::Code(c) => (c, c),
+            Raw::Text(s) => match s.split_once('-') {
+                Some((a, b)) => (
+                    a.trim().parse().map_err(|_| bad(&s))?,
+                    b.trim().parse().map_err(|_| bad(&s))?,
+                ),
+                None => {
+                    let c = s.trim().parse().map_err(|_| bad(&s))?;
+                    (c, c)
+                }
+            },
+        };
+        if !(100..=599).contains(&from) || !(100..=599).contains(&to) || from > to {
+            return Err(bad(&format!("{from}-{to}")));
+        }
+        Ok(Self { from, to })
+    }
+}
+
+impl Serialize for StatusMatcher {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.from == self.to {
+            s.serialize_u16(self.from)
+        } else {
+            s.collect_str(&format_args!("{}-{}", self.from, self.to))
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SystemConfig {
+    /// Whether host metrics are sampled at all.
+    pub enabled: bool,
+    /// How often the rules look at the samples (and may alert).
+    pub every: HumanDuration,
+    /// How often a sample is taken and stored (cheap).
+    pub sample_every: HumanDuration,
+    pub disk_warn: f64,
+    pub disk_crit: f64,
+    pub inode_warn: f64,
+    pub memory_warn: f64,
+    pub memory_crit: f64,
+    pub swap_warn: f64,
+    pub swap_crit: f64,
+    pub load_warn: f64,
+    pub load_crit: f64,
+    /// Compare load with thresholds per CPU core instead of absolute.
+    pub load_per_core: bool,
+    /// Per-mount overrides, keyed by mount point: `[system.mounts."/var"] disk_warn = 70`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub mounts: BTreeMap<String, MountThresholds>,
+}
+
+impl Default for SystemConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            every: HumanDuration::from_secs(15 * 60),
+            sample_every: HumanDuration::from_secs(60),
+            disk_warn: 80.0,
+            disk_crit: 95.0,
+            inode_warn: 80.0,
+            memory_warn: 90.0,
+            memory_crit: 98.0,
+            swap_warn: 20.0,
+            swap_crit: 80.0,
+            load_warn: 8.0,
+            load_crit: 12.0,
+            load_per_core: false,
+            mounts: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MountThresholds {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_warn: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_crit: Option<f64>,
+    /// Leave this mount out entirely.
+    #[serde(default)]
+    pub ignore: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DigestConfig {
+    pub schedule: Schedule,
+}
+
+impl Default for DigestConfig {
+    fn default() -> Self {
+        Self {
+            schedule: "0 */4 * * *".parse().expect("built-in schedule is valid"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pm2Config {
+    /// On by default when `pm2` is on PATH; `false` turns it off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// PM2_HOME of the user whose apps are watched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub home: Option<PathBuf>,
+    pub every: HumanDuration,
+}
+
+impl Default for Pm2Config {
+    fn default() -> Self {
+        Self {
+            enabled: None,
+            home: None,
+            every: HumanDuration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SystemdConfig {
+    pub units: Vec<String>,
+    pub every: HumanDuration,
+}
+
+impl Default for SystemdConfig {
+    fn default() -> Self {
+        Self {
+            units: Vec::new(),
+            every: HumanDuration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub url: DbUrl,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisputesConfig {
+    /// Takes the last seen id as `$1`; returns at least `id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    #[serde(default = "every_5m")]
+    pub every: HumanDuration,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<UserConfig>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tokens: Vec<TokenConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub name: String,
+    pub password_hash: Secret,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    pub name: String,
+    pub token: Secret,
+    #[serde(default)]
+    pub scope: TokenScope,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenScope {
+    #[default]
+    Read,
+    Write,
+}
+
+/// How alerts are paced, independent of the channel.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// Flap damping: more than this many DOWN transitions of one check within `flap_window`
+    /// and further transitions are recorded but not sent until it has been stable again.
+    pub flap_threshold: u32,
+    pub flap_window: HumanDuration,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            flap_threshold: 3,
+            flap_window: HumanDuration::from_secs(3600),
+        }
+    }
+}

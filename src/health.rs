@@ -1,0 +1,171 @@
+//! opswatch's own liveness, kept in memory so that `/health` never waits on the store or a
+//! check: background tasks write timestamps here, the handler only reads them.
+
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// How often the store is probed with a real write.
+pub const STORE_PROBE_EVERY: Duration = Duration::from_secs(2);
+/// A probe slower than this counts as a failure.
+pub const STORE_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// With no successful probe for this long the store counts as down even if no probe failed
+/// (a probe stuck on a lock never reports).
+const STORE_STALE_AFTER_MS: i64 = 10_000;
+/// How often the scheduler proves it is alive.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+const SCHEDULER_STALE_AFTER_MS: i64 = 10_000;
+
+#[derive(Debug)]
+pub struct Health {
+    started: Instant,
+    backend: &'static str,
+    /// Epoch ms of the last successful store probe; 0 before the first.
+    store_ok_ms: AtomicI64,
+    /// Why the last probe failed; `None` after a success.
+    store_error: RwLock<Option<String>>,
+    /// Epoch ms of the scheduler's last heartbeat; 0 before the first.
+    scheduler_tick_ms: AtomicI64,
+}
+
+/// The `/health` body.
+#[derive(Debug, Serialize)]
+pub struct HealthReport {
+    pub status: &'static str,
+    pub version: &'static str,
+    pub uptime_s: u64,
+    pub store: Component,
+    pub scheduler: Component,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Component {
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend: Option<&'static str>,
+    /// Seconds since it last proved itself; absent if it never did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub age_s: Option<f64>,
+}
+
+impl Health {
+    pub fn new(backend: &'static str) -> Self {
+        Self {
+            started: Instant::now(),
+            backend,
+            store_ok_ms: AtomicI64::new(0),
+            store_error: RwLock::new(None),
+            scheduler_tick_ms: AtomicI64::new(0),
+        }
+    }
+
+    pub fn record_store_ok(&self, now_ms: i64) {
+        self.store_ok_ms.store(now_ms, Ordering::Relaxed);
+        if let Ok(mut e) = self.store_error.write() {
+            *e = None;
+        }
+    }
+
+    pub fn record_store_error(&self, why: String) {
+        if let Ok(mut e) = self.store_error.write() {
+            *e = Some(why);
+        }
+    }
+
+    pub fn record_heartbeat(&self, now_ms: i64) {
+        self.scheduler_tick_ms.store(now_ms, Ordering::Relaxed);
+    }
+
+    pub fn store_ok(&self, now_ms: i64) -> bool {
+        let last = self.store_ok_ms.load(Ordering::Relaxed);
+        let failed = self.store_error.read().map_or(true, |e| e.is_some());
+        last > 0 && now_ms - last <= STORE_STALE_AFTER_MS && !failed
+    }
+
+    pub fn scheduler_ok(&self, now_ms: i64) -> bool {
+        let last = self.scheduler_tick_ms.load(Ordering::Relaxed);
+        last > 0 && now_ms - last <= SCHEDULER_STALE_AFTER_MS
+    }
+
+    pub fn report(&self, now_ms: i64) -> HealthReport {
+        let age = |at: i64| (at > 0).then(|| ((now_ms - at).max(0) as f64) / 1000.0);
+        let store_at = self.store_ok_ms.load(Ordering::Relaxed);
+        let tick_at = self.scheduler_tick_ms.load(Ordering::Relaxed);
+        let store_ok = self.store_ok(now_ms);
+        let scheduler_ok = self.scheduler_ok(now_ms);
+        let mut reasons = Vec::new();
+        if !store_ok {
+            let why = self.store_error.read().ok().and_then(|e| e.clone());
+            reasons.push(match why {
+                Some(why) => format!("store: {why}"),
+                None if store_at == 0 => "store: not probed yet".to_owned(),
+                None => "store: no successful probe recently".to_owned(),
+            });
+        }
+        if !scheduler_ok {
+            reasons.push("scheduler: heartbeat stalled".to_owned());
+        }
+        HealthReport {
+            status: if reasons.is_empty() {
+                "ok"
+            } else {
+                "unavailable"
+            },
+            version: env!("CARGO_PKG_VERSION"),
+            uptime_s: self.started.elapsed().as_secs(),
+            store: Component {
+                ok: store_ok,
+                backend: Some(self.backend),
+                age_s: age(store_at),
+            },
+            scheduler: Component {
+                ok: scheduler_ok,
+                backend: None,
+                age_s: age(tick_at),
+            },
+            reasons,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_probe_and_heartbeat_are_ok() {
+        let h = Health::new("sqlite");
+        h.record_store_ok(1_000);
+        h.record_heartbeat(1_000);
+        let r = h.report(2_000);
+        assert_eq!(r.status, "ok");
+        assert!(r.reasons.is_empty());
+    }
+
+    #[test]
+    fn a_failed_probe_or_stale_heartbeat_is_unavailable() {
+        let h = Health::new("sqlite");
+        h.record_store_ok(1_000);
+        h.record_heartbeat(1_000);
+        h.record_store_error("disk I/O error".into());
+        let r = h.report(1_500);
+        assert_eq!(r.status, "unavailable");
+        assert_eq!(r.reasons, vec!["store: disk I/O error"]);
+        h.record_store_ok(20_000);
+        assert_eq!(
+            h.report(20_500).reasons,
+            vec!["scheduler: heartbeat stalled"]
+        );
+    }
+
+    #[test]
+    fn never_probed_is_unavailable() {
+        let h = Health::new("postgres");
+        h.record_heartbeat(1_000);
+        assert_eq!(h.report(1_000).reasons, vec!["store: not probed yet"]);
+    }
+}

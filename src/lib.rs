@@ -1,0 +1,21 @@
+//! opswatch: keeps watch over a small production server and tells its operator what needs
+//! attention.
+//!
+//! Data flows one way: checks produce observations → the store records them → rules turn
+//! them into alerts → the outbox delivers them. The web layer only reads.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+mod connect_check;
+pub mod health;
+pub mod jobs;
+pub mod metrics;
+pub mod scheduler;
+pub mod serve;
+pub mod store;
+pub mod telemetry;
+pub mod web;
+
+#[cfg(test)]
+mod testing;

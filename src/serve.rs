@@ -1,0 +1,166 @@
+//! `opswatch serve`: the store, the background tasks and the web server in one process, tied
+//! to one cancellation token so that a signal stops them all in order.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::AppState;
+use crate::config::Config;
+use crate::health::{STORE_PROBE_EVERY, STORE_PROBE_TIMEOUT};
+use crate::jobs;
+use crate::store::{Store, now_ms};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind { addr: SocketAddr, reason: String },
+    #[error("{0:#}")]
+    Store(anyhow::Error),
+    #[error("the web server failed: {0}")]
+    Web(std::io::Error),
+}
+
+/// Binds `config.server.listen`, runs until SIGINT/SIGTERM, then shuts down cleanly.
+pub async fn run(config: Config) -> Result<(), ServeError> {
+    let addr = config.server.listen;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServeError::Bind {
+            addr,
+            reason: match e.kind() {
+                std::io::ErrorKind::AddrInUse => {
+                    "the address is already in use (is opswatch already running?)".to_owned()
+                }
+                std::io::ErrorKind::PermissionDenied => {
+                    "permission denied (ports below 1024 need privileges)".to_owned()
+                }
+                _ => e.to_string(),
+            },
+        })?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    launch(config, listener, shutdown).await
+}
+
+/// Runs opswatch on an already bound listener until `shutdown` is cancelled. Tests call this
+/// with a listener on port 0.
+pub async fn launch(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    let grace = config.server.shutdown_grace.get();
+    let store = Store::open(config.storage.url.expose())
+        .await
+        .map_err(ServeError::Store)?;
+    let app = AppState::new(config, store);
+    // One probe before the first request, so /health is right from the start.
+    probe_store(&app).await;
+
+    let mut tasks = JoinSet::new();
+    tasks.spawn(probe_store_forever(app.clone(), shutdown.clone()));
+    jobs::scheduler(&app).spawn(&app, &shutdown, &mut tasks);
+
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "opswatch is listening");
+    }
+    let web = crate::web::serve(app.clone(), listener, {
+        let shutdown = shutdown.clone();
+        async move { shutdown.cancelled().await }
+    });
+    let mut web = std::pin::pin!(web);
+    let outcome = tokio::select! {
+        r = &mut web => r,
+        _ = shutdown.cancelled() => {
+            match tokio::time::timeout(grace, &mut web).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::warn!(grace_s = grace.as_secs_f64(), "requests still open at the end of the grace period");
+                    Ok(())
+                }
+            }
+        }
+    };
+    shutdown.cancel();
+    drain(&mut tasks, grace).await;
+    app.store.close().await;
+    outcome.map_err(ServeError::Web)
+}
+
+async fn drain(tasks: &mut JoinSet<()>, grace: Duration) {
+    let all_done = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(grace, all_done).await.is_err() {
+        tracing::warn!(
+            left = tasks.len(),
+            "background work still running at the end of the grace period; abandoning it"
+        );
+        tasks.abort_all();
+    }
+}
+
+async fn probe_store(app: &AppState) {
+    let was_ok = app.health.store_ok(now_ms());
+    let outcome = tokio::time::timeout(STORE_PROBE_TIMEOUT, app.store.probe(now_ms())).await;
+    let now = now_ms();
+    match outcome {
+        Ok(Ok(())) => {
+            app.health.record_store_ok(now);
+            if !was_ok {
+                tracing::debug!("store is reachable");
+            }
+        }
+        Ok(Err(e)) => {
+            if was_ok {
+                tracing::error!(error = format!("{e:#}"), "store probe failed");
+            }
+            app.health.record_store_error(format!("{e:#}"));
+        }
+        Err(_) => {
+            if was_ok {
+                tracing::error!("store probe timed out");
+            }
+            app.health.record_store_error(format!(
+                "probe timed out after {}s",
+                STORE_PROBE_TIMEOUT.as_secs()
+            ));
+        }
+    }
+    app.metrics
+        .store_up
+        .set(i64::from(app.health.store_ok(now)));
+}
+
+async fn probe_store_forever(app: AppState, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(STORE_PROBE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => probe_store(&app).await,
+        }
+    }
+}
+
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM");
+            let _ = ctrl_c.await;
+            shutdown.cancel();
+            return;
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+    shutdown.cancel();
+}

@@ -1,0 +1,271 @@
+//! opswatch's own history: SQLite by default, PostgreSQL when the storage URL says so.
+//!
+//! # Portability decisions
+//! - **One set of SQL for both backends.** Queries are written once, in the subset both
+//!   dialects share: `$1` placeholders (SQLite reads `$N` as positional), `ON CONFLICT ... DO
+//!   UPDATE`, `RETURNING`, partial indexes. Only DDL differs, in `migrations/{sqlite,postgres}`.
+//!   A query that cannot be shared branches on [`Backend`] where it is written.
+//! - **Timestamps are `i64` unix epoch milliseconds, UTC.** Portable, cheap to index and
+//!   compare, no time-zone or `TIMESTAMP` type differences between the dialects; converted to
+//!   human time only at the edges (API, dashboard, messages).
+//! - **Integers are `i64`** (PostgreSQL `BIGINT`), booleans are `bool` (SQLite stores 0/1).
+//! - **SQLite runs in WAL mode with one writer connection** (writes queue inside the process
+//!   instead of failing with "database is locked") and a small read pool, so a page or an API
+//!   call never waits behind a write, and a write never turns into a false DOWN.
+//! - Runtime `query`/`query_as` (no compile-time `query!`, which checks against one database).
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::ConnectOptions as _;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+
+/// How long a write may wait for SQLite's lock before it fails (another process, such as
+/// `opswatch check`, may hold it briefly).
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request waits for a free connection before the store counts as unavailable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Readers for the dashboard and API; SQLite WAL lets them run beside the writer.
+const SQLITE_READERS: u32 = 4;
+const POSTGRES_CONNECTIONS: u32 = 8;
+
+/// Which SQL dialect the store speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+enum Pool {
+    Sqlite {
+        /// The only connection that writes.
+        writer: SqlitePool,
+        reader: SqlitePool,
+        file: SqliteFile,
+    },
+    Postgres(PgPool),
+}
+
+/// The database file and its identity when opened, so the probe notices it was deleted or
+/// replaced under us (open descriptors would otherwise keep writing to a ghost).
+#[derive(Clone, Debug)]
+struct SqliteFile {
+    path: PathBuf,
+    dev_ino: Option<(u64, u64)>,
+}
+
+/// Cheap to clone: the pools inside are reference-counted.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+/// Runs `$body` with `$p` bound to the pool that takes writes.
+macro_rules! on_writer {
+    ($store:expr, |$p:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::store::Pool::Sqlite { writer: $p, .. } => $body,
+            $crate::store::Pool::Postgres($p) => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$p` bound to a pool for reads (never blocked by the SQLite writer).
+macro_rules! on_reader {
+    ($store:expr, |$p:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::store::Pool::Sqlite { reader: $p, .. } => $body,
+            $crate::store::Pool::Postgres($p) => $body,
+        }
+    };
+}
+pub(crate) use {on_reader, on_writer};
+
+impl Store {
+    /// Opens the store named by `url` and applies pending migrations.
+    pub async fn open(url: &str) -> anyhow::Result<Self> {
+        let store = Self::connect(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Opens the store without touching its schema.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url)
+                .context("invalid PostgreSQL URL")?
+                .application_name("opswatch")
+                .log_statements(tracing::log::LevelFilter::Trace);
+            let pool = PgPoolOptions::new()
+                .max_connections(POSTGRES_CONNECTIONS)
+                .min_connections(0)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .idle_timeout(Duration::from_secs(300))
+                .connect_with(options)
+                .await
+                .map_err(redact_db_error)
+                .context("cannot connect to the PostgreSQL store")?;
+            return Ok(Self {
+                pool: Pool::Postgres(pool),
+            });
+        }
+        let path = sqlite_path(url)?;
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create the data folder {}", parent.display()))?;
+        }
+        let base = SqliteConnectOptions::new()
+            .filename(&path)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(SQLITE_BUSY_TIMEOUT)
+            .foreign_keys(true)
+            .log_statements(tracing::log::LevelFilter::Trace);
+        // Incremental auto-vacuum lets retention hand space back without a blocking VACUUM;
+        // it only takes effect on a new database file, so it is set from the first open.
+        let writer_opts = base
+            .clone()
+            .create_if_missing(true)
+            .auto_vacuum(SqliteAutoVacuum::Incremental);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .idle_timeout(None)
+            .connect_with(writer_opts)
+            .await
+            .with_context(|| format!("cannot open the SQLite store {}", path.display()))?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(SQLITE_READERS)
+            .min_connections(0)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .idle_timeout(Duration::from_secs(60))
+            .connect_lazy_with(base.read_only(true));
+        let dev_ino = file_identity(&path);
+        Ok(Self {
+            pool: Pool::Sqlite {
+                writer,
+                reader,
+                file: SqliteFile { path, dev_ino },
+            },
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite { .. } => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Applies the embedded migrations of this backend. Safe to run from several processes at
+    /// once on PostgreSQL (sqlx takes an advisory lock).
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match &self.pool {
+            Pool::Sqlite { writer, .. } => sqlx::migrate!("migrations/sqlite").run(writer).await,
+            Pool::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await,
+        }
+        .context("cannot apply the store migrations")
+    }
+
+    /// Proves the store is usable: a real write, and for SQLite that the file on disk is still
+    /// the one we opened.
+    pub async fn probe(&self, now_ms: i64) -> anyhow::Result<()> {
+        if let Pool::Sqlite { file, .. } = &self.pool {
+            let now = file_identity(&file.path);
+            if now.is_none() || now != file.dev_ino {
+                anyhow::bail!(
+                    "the SQLite file {} is gone or was replaced",
+                    file.path.display()
+                );
+            }
+        }
+        on_writer!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO store_probe (id, at_ms) VALUES (1, $1) \
+                 ON CONFLICT (id) DO UPDATE SET at_ms = excluded.at_ms",
+            )
+            .bind(now_ms)
+            .execute(pool)
+            .await
+            .map(|_| ())
+            .map_err(redact_db_error)
+        })?;
+        Ok(())
+    }
+
+    /// Closes every connection, waiting for queries in flight (SQLite checkpoints its WAL).
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Sqlite { writer, reader, .. } => {
+                reader.close().await;
+                writer.close().await;
+            }
+            Pool::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// `sqlite://./data/x.db` → `./data/x.db`; `sqlite:///var/lib/x.db` → `/var/lib/x.db`.
+fn sqlite_path(url: &str) -> anyhow::Result<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .context("not a sqlite: URL")?;
+    let rest = rest.split('?').next().unwrap_or(rest);
+    anyhow::ensure!(!rest.is_empty(), "the sqlite URL names no file");
+    Ok(PathBuf::from(rest))
+}
+
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// sqlx's connection errors can quote the URL; keep only what is safe to log.
+fn redact_db_error(e: sqlx::Error) -> anyhow::Error {
+    let text = match &e {
+        sqlx::Error::Database(db) => format!("database error: {}", db.message()),
+        sqlx::Error::Io(io) => format!("I/O error: {io}"),
+        sqlx::Error::PoolTimedOut => "timed out waiting for a connection".to_owned(),
+        sqlx::Error::PoolClosed => "the connection pool is closed".to_owned(),
+        sqlx::Error::Tls(_) => "TLS error".to_owned(),
+        sqlx::Error::Configuration(_) => "invalid connection settings".to_owned(),
+        other => crate::config::redact_url(&other.to_string()),
+    };
+    anyhow::anyhow!(text)
+}
+
+/// Milliseconds since the unix epoch, the store's time unit.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_map_to_paths() {
+        assert_eq!(
+            sqlite_path("sqlite://./data/o.db").unwrap(),
+            PathBuf::from("./data/o.db")
+        );
+        assert_eq!(
+            sqlite_path("sqlite:///var/lib/o.db").unwrap(),
+            PathBuf::from("/var/lib/o.db")
+        );
+        assert_eq!(
+            sqlite_path("sqlite:o.db?mode=rwc").unwrap(),
+            PathBuf::from("o.db")
+        );
+        assert!(sqlite_path("sqlite://").is_err());
+    }
+}

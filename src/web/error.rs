@@ -1,0 +1,76 @@
+//! Errors as API clients see them.
+//!
+//! Policy: a handler returns `Result<_, ApiError>`. Anything the client got wrong is a 4xx
+//! with a stable `code` and a message that says what to fix. Anything else is `Internal`: the
+//! full error chain goes to the log, the client gets `{"error":{"code":"internal",...}}` and
+//! nothing of the cause (it may quote SQL, paths or URLs with credentials).
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("missing or unknown API token")]
+    Unauthorized,
+    #[error("this token may only read")]
+    Forbidden,
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "bad_request",
+            Self::NotFound(_) => "not_found",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let message = match &self {
+            Self::Internal(e) => {
+                tracing::error!(error = format!("{e:#}"), "request failed");
+                "internal error; see the opswatch log".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let body = Json(json!({ "error": { "code": self.code(), "message": message } }));
+        let mut response = (self.status_code(), body).into_response();
+        if matches!(self, Self::Unauthorized) {
+            // RFC 6750 §3: a 401 for a bearer-protected resource names the scheme.
+            response.headers_mut().insert(
+                "www-authenticate",
+                "Bearer realm=\"opswatch\"".parse().expect("static header"),
+            );
+        }
+        response
+    }
+}
+
+/// Answers any unknown path under the API with the JSON error body rather than an empty 404.
+pub async fn api_not_found(
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+) -> ApiError {
+    ApiError::NotFound(format!("no API route {}", uri.path()))
+}

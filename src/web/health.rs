@@ -1,0 +1,19 @@
+//! `GET`/`HEAD /health` for uptime pingers and load balancers: answered from memory only.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+
+use crate::app::AppState;
+use crate::store::now_ms;
+
+pub async fn health(State(app): State<AppState>) -> impl IntoResponse {
+    let report = app.health.report(now_ms());
+    let status = if report.reasons.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, [("cache-control", "no-store")], Json(report))
+}

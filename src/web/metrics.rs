@@ -1,0 +1,47 @@
+//! `GET /metrics`: the Prometheus text exposition, and the layer that times every request.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::app::AppState;
+use crate::metrics::RouteLabels;
+
+pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+    let now = crate::store::now_ms();
+    app.metrics
+        .store_up
+        .set(i64::from(app.health.store_ok(now)));
+    app.metrics
+        .scheduler_up
+        .set(i64::from(app.health.scheduler_ok(now)));
+    (
+        [(
+            "content-type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        app.metrics.render(),
+    )
+}
+
+/// Records each request's duration labelled by route pattern, never by raw path.
+pub async fn track(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    app.metrics
+        .http_requests
+        .get_or_create(&RouteLabels {
+            method,
+            route,
+            status: response.status().as_u16().to_string(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,42 @@
+//! The HTTP face of opswatch: `/health`, `/metrics`, the JSON API and the dashboard. It only
+//! reads: the store and the in-memory state.
+
+pub mod api;
+pub mod error;
+mod health;
+mod metrics;
+
+use std::future::Future;
+
+use axum::Router;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::app::AppState;
+
+/// The whole router, ready for `oneshot` in tests or for [`serve`].
+pub fn router(app: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/metrics", get(metrics::metrics))
+        .nest("/api/v1", api::routes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            metrics::track,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(app)
+}
+
+/// Serves `app` on an already bound listener until `shutdown` completes, then lets in-flight
+/// requests finish.
+pub async fn serve(
+    app: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
