@@ -4,13 +4,16 @@
 //! Data flows one way: checks produce observations → the store records them → rules turn
 //! them into alerts → the outbox delivers them. The web layer only reads.
 
+pub mod alert;
 pub mod app;
+pub mod checks;
 pub mod cli;
 pub mod config;
 mod connect_check;
 pub mod health;
 pub mod jobs;
 pub mod metrics;
+pub mod notify;
 pub mod scheduler;
 pub mod serve;
 pub mod store;

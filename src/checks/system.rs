@@ -1,0 +1,1 @@
+//! system check (being written).

@@ -1,0 +1,1 @@
+//! systemd check (being written).
