@@ -36,7 +36,12 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run everything: checks, alerts, reports, dashboard, API.
-    Serve,
+    Serve {
+        /// Listen here instead of `server.listen` (port 0 picks a free port; the address is
+        /// logged).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Run every check once, print the results, exit 1 if anything is critical.
     Check,
     /// Alert channels.
@@ -143,7 +148,7 @@ pub fn main() -> ExitCode {
 
 async fn run(command: Command, config: Config) -> ExitCode {
     match command {
-        Command::Serve => match crate::serve::run(config).await {
+        Command::Serve { listen } => match crate::serve::run(with_listen(config, listen)).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("opswatch: {e}");
@@ -177,6 +182,13 @@ async fn run(command: Command, config: Config) -> ExitCode {
         Command::Db { .. } => not_built("db vacuum"),
         Command::User { .. } => not_built("user hash"),
     }
+}
+
+fn with_listen(mut config: Config, listen: Option<std::net::SocketAddr>) -> Config {
+    if let Some(addr) = listen {
+        config.server.listen = addr;
+    }
+    config
 }
 
 fn not_built(what: &str) -> ExitCode {

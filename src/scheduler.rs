@@ -29,7 +29,7 @@ pub enum Trigger {
     /// At start, then every interval after the previous run began.
     Every(Duration),
     /// At each cron occurrence, in UTC.
-    Cron(Schedule),
+    Cron(Box<Schedule>),
 }
 
 #[derive(Clone)]

@@ -44,7 +44,8 @@ impl fmt::Display for ConfigError {
 /// Turns a byte offset into a 1-based (line, column), counting columns in characters.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
-    let before = &text[..text.floor_char_boundary(offset)];
+    // toml reports spans on character boundaries; fall back to the whole text if not.
+    let before = text.get(..offset).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, col)

@@ -78,6 +78,7 @@ macro_rules! on_writer {
 }
 
 /// Runs `$body` with `$p` bound to a pool for reads (never blocked by the SQLite writer).
+#[allow(unused_macros, reason = "used by the query modules as they land")]
 macro_rules! on_reader {
     ($store:expr, |$p:ident| $body:expr) => {
         match &$store.pool {
@@ -86,6 +87,7 @@ macro_rules! on_reader {
         }
     };
 }
+#[allow(unused_imports, reason = "used by the query modules as they land")]
 pub(crate) use {on_reader, on_writer};
 
 impl Store {
