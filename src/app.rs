@@ -21,6 +21,11 @@ pub struct App {
     pub health: Health,
     /// Everything `/metrics` exports.
     pub metrics: Metrics,
+    /// Names of the configured channels (`telegram`, `webhook:NAME`): each alert gets one
+    /// outbox row per channel.
+    pub channels: Vec<String>,
+    /// Bumped when an alert was written, so the dispatcher sends it at once.
+    pub outbox_wake: tokio::sync::watch::Sender<u64>,
 }
 
 impl AppState {
@@ -29,12 +34,22 @@ impl AppState {
             Backend::Sqlite => "sqlite",
             Backend::Postgres => "postgres",
         };
+        let channels = crate::notify::channel_names(&config);
         Self(Arc::new(App {
             config,
             store,
             health: Health::new(backend),
             metrics: Metrics::new(),
+            channels,
+            outbox_wake: tokio::sync::watch::Sender::new(0),
         }))
+    }
+}
+
+impl App {
+    /// Tells the dispatcher that the outbox has something new.
+    pub fn wake_dispatcher(&self) {
+        self.outbox_wake.send_modify(|n| *n = n.wrapping_add(1));
     }
 }
 

@@ -175,8 +175,10 @@ async fn run(command: Command, config: Config) -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Command::Check => not_built("check"),
-        Command::Alert { .. } => not_built("alert test"),
+        Command::Check => crate::run_now::check(&config).await,
+        Command::Alert {
+            command: AlertCommand::Test,
+        } => crate::run_now::alert_test(&config).await,
         Command::Report { .. } => not_built("report"),
         Command::Disputes { .. } => not_built("disputes check"),
         Command::Db { .. } => not_built("db vacuum"),

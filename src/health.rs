@@ -1,6 +1,7 @@
 //! opswatch's own liveness, kept in memory so that `/health` never waits on the store or a
 //! check: background tasks write timestamps here, the handler only reads them.
 
+use std::collections::BTreeMap;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
@@ -28,6 +29,16 @@ pub struct Health {
     store_error: RwLock<Option<String>>,
     /// Epoch ms of the scheduler's last heartbeat; 0 before the first.
     scheduler_tick_ms: AtomicI64,
+    /// Delivery health per channel. A broken channel does not make opswatch unhealthy (it
+    /// keeps alerts queued), but it is shown.
+    channels: RwLock<BTreeMap<String, ChannelHealth>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChannelHealth {
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The `/health` body.
@@ -38,6 +49,8 @@ pub struct HealthReport {
     pub uptime_s: u64,
     pub store: Component,
     pub scheduler: Component,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub channels: BTreeMap<String, ChannelHealth>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub reasons: Vec<String>,
 }
@@ -60,7 +73,18 @@ impl Health {
             store_ok_ms: AtomicI64::new(0),
             store_error: RwLock::new(None),
             scheduler_tick_ms: AtomicI64::new(0),
+            channels: RwLock::new(BTreeMap::new()),
         }
+    }
+
+    pub fn record_channel(&self, name: &str, ok: bool, error: Option<String>) {
+        if let Ok(mut c) = self.channels.write() {
+            c.insert(name.to_owned(), ChannelHealth { ok, error });
+        }
+    }
+
+    pub fn channel_ok(&self, name: &str) -> Option<bool> {
+        self.channels.read().ok()?.get(name).map(|c| c.ok)
     }
 
     pub fn record_store_ok(&self, now_ms: i64) {
@@ -127,6 +151,7 @@ impl Health {
                 backend: None,
                 age_s: age(tick_at),
             },
+            channels: self.channels.read().map(|c| c.clone()).unwrap_or_default(),
             reasons,
         }
     }

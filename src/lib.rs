@@ -14,6 +14,8 @@ pub mod health;
 pub mod jobs;
 pub mod metrics;
 pub mod notify;
+pub mod rules;
+mod run_now;
 pub mod scheduler;
 pub mod serve;
 pub mod store;

@@ -12,6 +12,8 @@ use crate::app::AppState;
 use crate::config::Config;
 use crate::health::{STORE_PROBE_EVERY, STORE_PROBE_TIMEOUT};
 use crate::jobs;
+use crate::notify::Channel;
+use crate::notify::telegram::DEFAULT_REQUEST_TIMEOUT;
 use crate::store::{Store, now_ms};
 
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +22,8 @@ pub enum ServeError {
     Bind { addr: SocketAddr, reason: String },
     #[error("{0:#}")]
     Store(anyhow::Error),
+    #[error("{0:#}")]
+    Setup(anyhow::Error),
     #[error("the web server failed: {0}")]
     Web(std::io::Error),
 }
@@ -63,7 +67,20 @@ pub async fn launch(
 
     let mut tasks = JoinSet::new();
     tasks.spawn(probe_store_forever(app.clone(), shutdown.clone()));
-    jobs::scheduler(&app).spawn(&app, &shutdown, &mut tasks);
+    let channels =
+        Channel::all_from(&app.config, DEFAULT_REQUEST_TIMEOUT).map_err(ServeError::Setup)?;
+    crate::notify::dispatcher::spawn(&app, channels, &shutdown, &mut tasks)
+        .await
+        .map_err(ServeError::Store)?;
+    for cfg in &app.config.http {
+        app.store
+            .ensure_check(&cfg.name, "http")
+            .await
+            .map_err(ServeError::Store)?;
+    }
+    jobs::scheduler(&app)
+        .map_err(ServeError::Setup)?
+        .spawn(&app, &shutdown, &mut tasks);
 
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "opswatch is listening");

@@ -92,19 +92,19 @@ fn http(c: &Config, found: &mut Found) {
         if h.failures == 0 {
             push(found, key("failures"), "must be at least 1");
         }
-        if let Some(r) = h.remind_every {
-            if r.get() < std::time::Duration::from_secs(60) {
-                push(found, key("remind_every"), "must be at least 1m");
-            }
+        if let Some(r) = h.remind_every
+            && r.get() < std::time::Duration::from_secs(60)
+        {
+            push(found, key("remind_every"), "must be at least 1m");
         }
-        if let Some(re) = &h.body_regex {
-            if let Err(e) = regex_lite::Regex::new(re) {
-                push(
-                    found,
-                    key("body_regex"),
-                    format!("invalid regular expression: {e}"),
-                );
-            }
+        if let Some(re) = &h.body_regex
+            && let Err(e) = regex_lite::Regex::new(re)
+        {
+            push(
+                found,
+                key("body_regex"),
+                format!("invalid regular expression: {e}"),
+            );
         }
         for name in h.headers.keys() {
             if http::HeaderName::from_bytes(name.as_bytes()).is_err() {

@@ -20,6 +20,12 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use sqlx::ConnectOptions as _;
+
+mod alerts;
+mod checks;
+
+pub use alerts::*;
+pub use checks::*;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
@@ -78,7 +84,6 @@ macro_rules! on_writer {
 }
 
 /// Runs `$body` with `$p` bound to a pool for reads (never blocked by the SQLite writer).
-#[allow(unused_macros, reason = "used by the query modules as they land")]
 macro_rules! on_reader {
     ($store:expr, |$p:ident| $body:expr) => {
         match &$store.pool {
@@ -87,7 +92,6 @@ macro_rules! on_reader {
         }
     };
 }
-#[allow(unused_imports, reason = "used by the query modules as they land")]
 pub(crate) use {on_reader, on_writer};
 
 impl Store {

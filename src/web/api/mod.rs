@@ -1,10 +1,20 @@
-//! The JSON API under `/api/v1/`.
+//! The JSON API under `/api/v1/`. One file per resource.
+
+mod alerts;
+mod checks;
+pub mod params;
 
 use axum::Router;
+use axum::routing::get;
 
 use crate::app::AppState;
 use crate::web::error::api_not_found;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().fallback(api_not_found)
+    Router::new()
+        .route("/status", get(checks::status))
+        .route("/checks", get(checks::list))
+        .route("/checks/{name}/results", get(checks::results))
+        .route("/alerts", get(alerts::list))
+        .fallback(api_not_found)
 }
