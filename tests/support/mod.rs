@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fake_telegram;
+pub mod target;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
