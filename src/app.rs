@@ -24,6 +24,8 @@ pub struct App {
     /// Names of the configured channels (`telegram`, `webhook:NAME`): each alert gets one
     /// outbox row per channel.
     pub channels: Vec<String>,
+    /// The latest host, PM2 and systemd readings.
+    pub live: crate::live::Live,
     /// Bumped when an alert was written, so the dispatcher sends it at once.
     pub outbox_wake: tokio::sync::watch::Sender<u64>,
 }
@@ -41,6 +43,7 @@ impl AppState {
             health: Health::new(backend),
             metrics: Metrics::new(),
             channels,
+            live: Default::default(),
             outbox_wake: tokio::sync::watch::Sender::new(0),
         }))
     }

@@ -12,6 +12,7 @@ pub mod config;
 mod connect_check;
 pub mod health;
 pub mod jobs;
+pub mod live;
 pub mod metrics;
 pub mod notify;
 pub mod rules;

@@ -420,7 +420,10 @@ mod tests {
         serde_json::to_string(&v).unwrap()
     }
 
-    fn summary(apps: &[Pm2App]) -> Vec<(&str, i64, &str, Option<i64>, i64, i64)> {
+    /// name, pm_id, status, pid, restarts, unstable_restarts
+    type Summary<'a> = (&'a str, i64, &'a str, Option<i64>, i64, i64);
+
+    fn summary(apps: &[Pm2App]) -> Vec<Summary<'_>> {
         apps.iter()
             .map(|a| {
                 (

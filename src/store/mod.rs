@@ -23,9 +23,11 @@ use sqlx::ConnectOptions as _;
 
 mod alerts;
 mod checks;
+mod samples;
 
 pub use alerts::*;
 pub use checks::*;
+pub use samples::*;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
@@ -71,6 +73,8 @@ struct SqliteFile {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    /// Series name → id, so a sample does not cost a lookup per value.
+    series_cache: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, i64>>>,
 }
 
 /// Runs `$body` with `$p` bound to the pool that takes writes.
@@ -120,6 +124,7 @@ impl Store {
                 .context("cannot connect to the PostgreSQL store")?;
             return Ok(Self {
                 pool: Pool::Postgres(pool),
+                series_cache: Default::default(),
             });
         }
         let path = sqlite_path(url)?;
@@ -161,6 +166,7 @@ impl Store {
                 reader,
                 file: SqliteFile { path, dev_ino },
             },
+            series_cache: Default::default(),
         })
     }
 

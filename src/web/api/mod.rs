@@ -2,7 +2,9 @@
 
 mod alerts;
 mod checks;
+mod metrics;
 pub mod params;
+mod processes;
 
 use axum::Router;
 use axum::routing::get;
@@ -16,5 +18,7 @@ pub fn routes() -> Router<AppState> {
         .route("/checks", get(checks::list))
         .route("/checks/{name}/results", get(checks::results))
         .route("/alerts", get(alerts::list))
+        .route("/processes", get(processes::list))
+        .route("/metrics/{metric}", get(metrics::series))
         .fallback(api_not_found)
 }

@@ -1,0 +1,46 @@
+//! The latest reading of each collector, kept in memory for the API and dashboard "now"
+//! views (history is in the store).
+
+use std::sync::RwLock;
+
+use serde::Serialize;
+
+use crate::checks::pm2::Pm2App;
+use crate::checks::system::HostSnapshot;
+use crate::checks::systemd::UnitStatus;
+
+/// What a collector last saw, or why it could not look.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reading<T> {
+    pub at_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub items: Vec<T>,
+}
+
+#[derive(Debug, Default)]
+pub struct Live {
+    pub host: RwLock<Option<HostSnapshot>>,
+    pub pm2: RwLock<Option<Reading<Pm2App>>>,
+    pub systemd: RwLock<Option<Reading<UnitStatus>>>,
+}
+
+impl Live {
+    pub fn set_host(&self, snapshot: HostSnapshot) {
+        if let Ok(mut h) = self.host.write() {
+            *h = Some(snapshot);
+        }
+    }
+
+    pub fn set_pm2(&self, reading: Reading<Pm2App>) {
+        if let Ok(mut p) = self.pm2.write() {
+            *p = Some(reading);
+        }
+    }
+
+    pub fn set_systemd(&self, reading: Reading<UnitStatus>) {
+        if let Ok(mut s) = self.systemd.write() {
+            *s = Some(reading);
+        }
+    }
+}

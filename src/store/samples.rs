@@ -1,0 +1,134 @@
+//! Metric series: named time series of numbers (disk per mount, memory, load, per-process
+//! CPU and memory), written a batch per sample and read back for charts and rules.
+
+use serde::Serialize;
+
+use super::{Store, on_reader, on_writer};
+
+/// Chart queries return at most about this many points; longer ranges are bucketed with
+/// min and max kept, so a spike stays visible.
+pub const MAX_POINTS: i64 = 500;
+
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct Point {
+    /// Start of the bucket (or the sample time when not bucketed), unix ms.
+    pub at_ms: i64,
+    pub avg: f64,
+    pub min: f64,
+    pub max: f64,
+    /// Samples in the bucket.
+    pub count: i64,
+}
+
+impl Store {
+    /// The id of series `name`, created on first use; ids are cached for the process.
+    pub async fn series_id(&self, name: &str) -> anyhow::Result<i64> {
+        if let Some(id) = self
+            .series_cache
+            .lock()
+            .ok()
+            .and_then(|c| c.get(name).copied())
+        {
+            return Ok(id);
+        }
+        let id: i64 = on_writer!(self, |pool| {
+            sqlx::query_scalar(
+            "INSERT INTO series (name) VALUES ($1) ON CONFLICT (name) DO UPDATE SET name = excluded.name \
+             RETURNING id"
+        )
+        .bind(name)
+        .fetch_one(pool)
+        .await
+        })?;
+        if let Ok(mut cache) = self.series_cache.lock() {
+            cache.insert(name.to_owned(), id);
+        }
+        Ok(id)
+    }
+
+    /// Stores one sample of several series at `at_ms`, in one transaction.
+    pub async fn record_samples(&self, at_ms: i64, values: &[(String, f64)]) -> anyhow::Result<()> {
+        let mut ids = Vec::with_capacity(values.len());
+        for (name, value) in values {
+            if value.is_finite() {
+                ids.push((self.series_id(name).await?, *value));
+            }
+        }
+        on_writer!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            for (id, value) in &ids {
+                sqlx::query(
+                    "INSERT INTO samples (series_id, at_ms, value) VALUES ($1, $2, $3) \
+                     ON CONFLICT (series_id, at_ms) DO UPDATE SET value = excluded.value",
+                )
+                .bind(*id)
+                .bind(at_ms)
+                .bind(*value)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await
+        })?;
+        Ok(())
+    }
+
+    /// Series names starting with `prefix` (e.g. every `disk.used_pct:` mount).
+    pub async fn list_series(&self, prefix: &str) -> anyhow::Result<Vec<String>> {
+        let pattern = format!(
+            "{}%",
+            prefix
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        Ok(on_reader!(self, |pool| sqlx::query_scalar(
+            "SELECT name FROM series WHERE name LIKE $1 ESCAPE '\\' ORDER BY name"
+        )
+        .bind(&pattern)
+        .fetch_all(pool)
+        .await)?)
+    }
+
+    /// Points of `name` in `[since, until)`, oldest first, bucketed to at most [`MAX_POINTS`].
+    pub async fn query_series(
+        &self,
+        name: &str,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> anyhow::Result<Vec<Point>> {
+        let Some(id) = self.find_series(name).await? else {
+            return Ok(Vec::new());
+        };
+        let bucket_ms = ((until_ms - since_ms) / MAX_POINTS).max(1);
+        // Integer division buckets the same way in both dialects.
+        Ok(on_reader!(self, |pool| sqlx::query_as(
+            "SELECT MIN(at_ms) AS at_ms, AVG(value) AS avg, MIN(value) AS min, MAX(value) AS max, \
+             COUNT(*) AS count FROM samples \
+             WHERE series_id = $1 AND at_ms >= $2 AND at_ms < $3 \
+             GROUP BY (at_ms - $2) / $4 ORDER BY 1"
+        )
+        .bind(id)
+        .bind(since_ms)
+        .bind(until_ms)
+        .bind(bucket_ms)
+        .fetch_all(pool)
+        .await)?)
+    }
+
+    async fn find_series(&self, name: &str) -> anyhow::Result<Option<i64>> {
+        if let Some(id) = self
+            .series_cache
+            .lock()
+            .ok()
+            .and_then(|c| c.get(name).copied())
+        {
+            return Ok(Some(id));
+        }
+        Ok(on_reader!(self, |pool| sqlx::query_scalar(
+            "SELECT id FROM series WHERE name = $1"
+        )
+        .bind(name)
+        .fetch_optional(pool)
+        .await)?)
+    }
+}

@@ -1,0 +1,104 @@
+//! `GET /api/v1/metrics/{metric}?range=24h`: chart data of host metrics.
+//!
+//! `metric` is `disk`, `inodes`, `memory`, `swap`, `load`, `pm2` (every series of that
+//! family) or one series by its full name (`disk.used_pct:/`, `pm2.memory_bytes:api#0`).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::params::ApiQuery;
+use crate::app::AppState;
+use crate::store::now_ms;
+use crate::web::error::ApiError;
+
+/// The ranges charts offer.
+const RANGES: &[(&str, i64)] = &[
+    ("1h", 3_600_000),
+    ("6h", 21_600_000),
+    ("24h", 86_400_000),
+    ("7d", 604_800_000),
+    ("30d", 2_592_000_000),
+    ("90d", 7_776_000_000),
+    ("1y", 31_536_000_000),
+];
+
+const FAMILIES: &[(&str, &[&str])] = &[
+    ("disk", &["disk.used_pct:"]),
+    ("inodes", &["disk.inode_pct:"]),
+    ("memory", &["memory.used_pct"]),
+    ("swap", &["swap.used_pct"]),
+    ("load", &["load.1", "load.5", "load.15"]),
+    ("pm2", &["pm2."]),
+];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RangeParams {
+    range: Option<String>,
+}
+
+pub async fn series(
+    State(app): State<AppState>,
+    Path(metric): Path<String>,
+    ApiQuery(params): ApiQuery<RangeParams>,
+) -> Result<Json<Value>, ApiError> {
+    let range = params.range.as_deref().unwrap_or("24h");
+    let span = RANGES
+        .iter()
+        .find(|(r, _)| *r == range)
+        .map(|(_, ms)| *ms)
+        .ok_or_else(|| {
+            let all: Vec<&str> = RANGES.iter().map(|(r, _)| *r).collect();
+            ApiError::BadRequest(format!(
+                "`range` must be one of {}, not {range:?}",
+                all.join(", ")
+            ))
+        })?;
+    let names = match FAMILIES.iter().find(|(f, _)| *f == metric) {
+        Some((_, prefixes)) => {
+            let mut names = Vec::new();
+            for prefix in *prefixes {
+                // `disk.used_pct:` names a family of series; `load.1` exactly one.
+                let family = prefix.ends_with([':', '.']);
+                names.extend(
+                    app.store
+                        .list_series(prefix)
+                        .await?
+                        .into_iter()
+                        .filter(|n| family || n == prefix),
+                );
+            }
+            names
+        }
+        None => {
+            let exists = app
+                .store
+                .list_series(&metric)
+                .await?
+                .iter()
+                .any(|n| *n == metric);
+            if !exists {
+                return Err(ApiError::NotFound(format!(
+                    "no metric {metric:?}: use disk, inodes, memory, swap, load, pm2 or a series name"
+                )));
+            }
+            vec![metric.clone()]
+        }
+    };
+    let until = now_ms() + 1;
+    let since = until - span;
+    let mut series = Vec::with_capacity(names.len());
+    for name in names {
+        let points = app.store.query_series(&name, since, until).await?;
+        series.push(json!({ "name": name, "points": points }));
+    }
+    Ok(Json(json!({
+        "metric": metric,
+        "range": range,
+        "since_ms": since,
+        "until_ms": until,
+        "series": series,
+    })))
+}
