@@ -7,6 +7,8 @@ CREATE TABLE conditions (
     level TEXT NOT NULL,                  -- ok | warning | critical
     since_ms INTEGER NOT NULL,
     value REAL,
+    -- false when the alert of the current level was held back (silence): its RESOLVED is too.
+    notified INTEGER NOT NULL DEFAULT 1,
     updated_ms INTEGER NOT NULL
 );
 
@@ -25,3 +27,17 @@ CREATE TABLE digest_items (
     digest_alert_id INTEGER REFERENCES alerts (id) ON DELETE SET NULL
 );
 CREATE UNIQUE INDEX digest_items_open ON digest_items (key) WHERE digest_alert_id IS NULL;
+
+-- Silences made through the API (config silences live in the config file).
+CREATE TABLE silences (
+    id INTEGER PRIMARY KEY,
+    check_name TEXT,                      -- NULL matches any
+    kind TEXT,
+    severity TEXT,
+    starts_ms INTEGER NOT NULL,
+    ends_ms INTEGER NOT NULL,
+    comment TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE INDEX silences_ends ON silences (ends_ms);

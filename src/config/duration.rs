@@ -20,6 +20,8 @@ const UNITS: &[(&str, u64)] = &[
     ("h", 3_600_000),
     ("d", 86_400_000),
     ("w", 604_800_000),
+    // A year of 365 days: retention periods, not calendar arithmetic.
+    ("y", 31_536_000_000),
 ];
 
 impl HumanDuration {
@@ -88,7 +90,7 @@ impl FromStr for HumanDuration {
                 .iter()
                 .find(|(name, _)| *name == unit)
                 .map(|(_, f)| *f)
-                .ok_or_else(|| err("unknown unit (use ms, s, m, h, d or w)"))?;
+                .ok_or_else(|| err("unknown unit (use ms, s, m, h, d, w or y)"))?;
             total_ms = number
                 .checked_mul(factor)
                 .and_then(|ms| total_ms.checked_add(ms))
@@ -145,6 +147,7 @@ mod tests {
         assert_eq!(ms("4h"), 14_400_000);
         assert_eq!(ms("7d"), 604_800_000);
         assert_eq!(ms("1w"), 604_800_000);
+        assert_eq!(ms("2y"), 63_072_000_000);
         assert_eq!(ms("1h30m"), 5_400_000);
     }
 

@@ -36,6 +36,9 @@ pub struct Config {
     pub disputes: Option<DisputesConfig>,
     pub auth: AuthConfig,
     pub alerts: AlertsConfig,
+    pub history: HistoryConfig,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub silence: Vec<SilenceConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -405,4 +408,54 @@ impl Default for AlertsConfig {
             flap_window: HumanDuration::from_secs(3600),
         }
     }
+}
+
+/// How long history is kept, per resolution.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistoryConfig {
+    /// Raw samples and check results.
+    pub raw: HumanDuration,
+    /// 5-minute roll-ups (min / avg / max / count).
+    pub five_minute: HumanDuration,
+    /// 1-hour roll-ups.
+    pub hourly: HumanDuration,
+    /// When retention runs (deletes what is older than its period, gives space back).
+    pub retention_schedule: Schedule,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self {
+            raw: HumanDuration::from_secs(7 * 86_400),
+            five_minute: HumanDuration::from_secs(90 * 86_400),
+            hourly: HumanDuration::from_secs(2 * 365 * 86_400),
+            retention_schedule: "15 3 * * *".parse().expect("built-in schedule is valid"),
+        }
+    }
+}
+
+/// A silence or maintenance window from the config. Matchers left out match anything.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SilenceConfig {
+    /// Check or source name; a trailing `*` matches a prefix (`pm2:*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
+    /// Check kind: `http`, `system`, `pm2`, `systemd`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<crate::alert::Severity>,
+    /// A one-off silence ends at this RFC 3339 time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    /// A recurring window starts at each occurrence of this schedule ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Schedule>,
+    /// ... and lasts this long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<HumanDuration>,
+    #[serde(default)]
+    pub comment: String,
 }

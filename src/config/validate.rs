@@ -17,7 +17,38 @@ pub(super) fn validate(c: &Config) -> Found {
     processes(c, &mut found);
     database(c, &mut found);
     auth(c, &mut found);
+    silences(c, &mut found);
+    history(c, &mut found);
     found
+}
+
+fn silences(c: &Config, found: &mut Found) {
+    for (i, s) in c.silence.iter().enumerate() {
+        let key = |k: &str| format!("silence[{i}].{k}");
+        match (&s.until, &s.schedule, &s.duration) {
+            (Some(until), None, None) => {
+                if chrono::DateTime::parse_from_rfc3339(until).is_err() {
+                    push(
+                        found,
+                        key("until"),
+                        "must be an RFC 3339 time such as \"2026-12-01T06:00:00Z\"",
+                    );
+                }
+            }
+            (None, Some(_), Some(d)) => {
+                if d.get().is_zero() {
+                    push(found, key("duration"), "must be more than 0s");
+                }
+            }
+            (None, Some(_), None) => push(found, key("duration"), "is needed with schedule"),
+            (None, None, Some(_)) => push(found, key("schedule"), "is needed with duration"),
+            _ => push(
+                found,
+                key("until"),
+                "write either until, or schedule and duration",
+            ),
+        }
+    }
 }
 
 fn push(found: &mut Found, key: impl Into<String>, reason: impl Into<String>) {
@@ -172,6 +203,27 @@ fn system(c: &Config, found: &mut Found) {
                 );
             }
         }
+    }
+}
+
+fn history(c: &Config, found: &mut Found) {
+    let h = &c.history;
+    if h.raw.get() < std::time::Duration::from_secs(3600) {
+        push(found, "history.raw", "must be at least 1h");
+    }
+    if h.five_minute < h.raw {
+        push(
+            found,
+            "history.five_minute",
+            "must not be shorter than history.raw",
+        );
+    }
+    if h.hourly < h.five_minute {
+        push(
+            found,
+            "history.hourly",
+            "must not be shorter than history.five_minute",
+        );
     }
 }
 

@@ -23,10 +23,12 @@ use sqlx::ConnectOptions as _;
 
 mod alerts;
 mod checks;
+mod conditions;
 mod samples;
 
 pub use alerts::*;
 pub use checks::*;
+pub use conditions::*;
 pub use samples::*;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{

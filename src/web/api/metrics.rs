@@ -73,12 +73,7 @@ pub async fn series(
             names
         }
         None => {
-            let exists = app
-                .store
-                .list_series(&metric)
-                .await?
-                .iter()
-                .any(|n| *n == metric);
+            let exists = app.store.list_series(&metric).await?.contains(&metric);
             if !exists {
                 return Err(ApiError::NotFound(format!(
                     "no metric {metric:?}: use disk, inodes, memory, swap, load, pm2 or a series name"
