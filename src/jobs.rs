@@ -23,7 +23,19 @@ pub fn scheduler(app: &AppState) -> anyhow::Result<Scheduler> {
     }
     if app.config.system.enabled {
         s.add(system_sampler(app.config.system.sample_every.get()));
+        s.add(job(
+            "system:rules".to_owned(),
+            Trigger::Every(app.config.system.every.get()),
+            Duration::from_secs(60),
+            |app| async move { crate::rules::host::evaluate(&app).await },
+        ));
     }
+    s.add(job(
+        "digest".to_owned(),
+        Trigger::Cron(Box::new(app.config.digest.schedule.clone())),
+        Duration::from_secs(60),
+        |app| async move { crate::rules::digest::send(&app).await.map(|_| ()) },
+    ));
     if app.config.pm2.enabled.unwrap_or_else(pm2::pm2_on_path) {
         s.add(pm2_poller(app));
     }
@@ -145,6 +157,7 @@ fn pm2_poller(app: &AppState) -> Job {
                             series.push((format!("pm2.restarts:{key}"), a.restarts as f64));
                         }
                         app.store.record_samples(at_ms, &series).await?;
+                        crate::rules::processes::evaluate_pm2(&app, &apps, at_ms).await?;
                         app.live.set_pm2(Reading {
                             at_ms,
                             error: None,
@@ -183,6 +196,7 @@ fn systemd_poller(app: &AppState) -> Job {
                             })
                             .collect();
                         app.store.record_samples(at_ms, &series).await?;
+                        crate::rules::processes::evaluate_systemd(&app, &items, at_ms).await?;
                         Reading {
                             at_ms,
                             error: None,

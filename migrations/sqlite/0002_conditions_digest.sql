@@ -16,6 +16,8 @@ CREATE TABLE conditions (
 CREATE TABLE digest_items (
     id INTEGER PRIMARY KEY,
     key TEXT NOT NULL,
+    source TEXT NOT NULL,                 -- for silence matching: check or source name
+    kind TEXT NOT NULL,                   -- system, pm2, systemd, ...
     title TEXT NOT NULL,
     detail TEXT,
     first_ms INTEGER NOT NULL,

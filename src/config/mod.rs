@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-pub use duration::HumanDuration;
+pub use duration::{DurationError, HumanDuration};
 pub use error::{ConfigError, Problem};
 pub use schedule::Schedule;
 pub use schema::*;

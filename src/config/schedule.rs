@@ -30,6 +30,11 @@ impl Schedule {
         self.cron.find_next_occurrence(&after, false).ok()
     }
 
+    /// The last time at or before `at` that the schedule fired.
+    pub fn last_at_or_before(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.cron.find_previous_occurrence(&at, true).ok()
+    }
+
     pub fn as_str(&self) -> &str {
         &self.text
     }

@@ -252,6 +252,12 @@ pub struct SystemConfig {
     pub load_crit: f64,
     /// Compare load with thresholds per CPU core instead of absolute.
     pub load_per_core: bool,
+    /// A threshold must be crossed by every sample for this long before it alerts, so a
+    /// spike is not an alert.
+    pub sustain: HumanDuration,
+    /// A raised condition clears only below its threshold minus this percent of it, so a
+    /// value hovering at the threshold does not flap.
+    pub hysteresis: f64,
     /// Per-mount overrides, keyed by mount point: `[system.mounts."/var"] disk_warn = 70`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub mounts: BTreeMap<String, MountThresholds>,
@@ -273,6 +279,8 @@ impl Default for SystemConfig {
             load_warn: 8.0,
             load_crit: 12.0,
             load_per_core: false,
+            sustain: HumanDuration::from_secs(300),
+            hysteresis: 5.0,
             mounts: BTreeMap::new(),
         }
     }

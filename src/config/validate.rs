@@ -190,6 +190,13 @@ fn system(c: &Config, found: &mut Found) {
     if s.every.get() < std::time::Duration::from_secs(1) {
         push(found, "system.every", "must be at least 1s");
     }
+    if !(0.0..50.0).contains(&s.hysteresis) {
+        push(
+            found,
+            "system.hysteresis",
+            "is a percent of the threshold: must be from 0 to under 50",
+        );
+    }
     if s.sample_every.get() < std::time::Duration::from_secs(1) {
         push(found, "system.sample_every", "must be at least 1s");
     }

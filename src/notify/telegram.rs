@@ -161,6 +161,7 @@ impl TelegramChannel {
         }
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(request_timeout)
             // Telegram never redirects; following one could carry the token-bearing path
             // to another host.
             .redirect(reqwest::redirect::Policy::none())
@@ -233,7 +234,7 @@ impl TelegramChannel {
                         %description,
                         "Telegram could not parse the HTML of an alert; resending it as plain text"
                     );
-                    html = false;
+                    html = true;
                     text = render_plain(alert);
                 }
                 Err(Failure::CantParse(description)) => {

@@ -7,6 +7,7 @@ use crate::config::{HttpCheckConfig, redact_url};
 use crate::store::{CheckRow, IncidentChange, NewAlert, ResultRow};
 
 use super::human_duration;
+use super::silence::{Subject, is_silenced};
 use super::updown::{self, Event, Policy};
 
 /// Records `result` for `probe`'s check and raises whatever alert it calls for.
@@ -37,8 +38,8 @@ pub async fn process(
     } else {
         0
     };
-    let decision = updown::decide(&check, incident.as_ref(), result, &policy, downs);
-    let alert = decision.event.as_ref().map(|event| {
+    let mut decision = updown::decide(&check, incident.as_ref(), result, &policy, downs);
+    let mut alert = decision.event.as_ref().map(|event| {
         word(
             event,
             cfg,
@@ -48,6 +49,23 @@ pub async fn process(
             &policy,
         )
     });
+    // Inside a silence the DOWN is recorded but not sent; so are its reminders and RESOLVED,
+    // because the incident is marked as not notified.
+    if let IncidentChange::Open { notified, .. } = &mut decision.change
+        && *notified
+    {
+        let subject = Subject {
+            source: &cfg.name,
+            kind: "http",
+            severity: Severity::Critical,
+        };
+        if is_silenced(app, subject, result.at_ms).await {
+            *notified = false;
+            if let Some(a) = alert.as_mut() {
+                a.silenced = true;
+            }
+        }
+    }
     let alert_id = app
         .store
         .record_check_outcome(

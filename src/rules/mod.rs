@@ -1,6 +1,11 @@
 //! Rules: turn stored observations into alerts. They know nothing of channels.
 
+pub mod condition;
+pub mod digest;
+pub mod host;
 pub mod http;
+pub mod processes;
+pub mod silence;
 pub mod updown;
 
 /// "1h 5m", "12m 30s", "45s": how long something lasted, for people.

@@ -20,6 +20,8 @@ pub struct ConditionRow {
 /// A warning seen now, to be counted into the next digest.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WarningSeen {
+    pub source: String,
+    pub kind: String,
     pub title: String,
     pub detail: Option<String>,
     pub value: Option<f64>,
@@ -30,6 +32,8 @@ pub struct WarningSeen {
 pub struct DigestItem {
     pub id: i64,
     pub key: String,
+    pub source: String,
+    pub kind: String,
     pub title: String,
     pub detail: Option<String>,
     pub first_ms: i64,
@@ -80,7 +84,7 @@ pub struct ConditionUpdate {
 }
 
 const DIGEST_COLUMNS: &str =
-    "id, key, title, detail, first_ms, last_ms, count, worst, unit, active";
+    "id, key, source, kind, title, detail, first_ms, last_ms, count, worst, unit, active";
 
 impl Store {
     pub async fn find_condition(&self, key: &str) -> anyhow::Result<Option<ConditionRow>> {
@@ -130,8 +134,8 @@ impl Store {
             match &update.warning {
                 Some(w) => {
                     sqlx::query(
-                        "INSERT INTO digest_items (key, title, detail, first_ms, last_ms, count, worst, unit, active) \
-                         VALUES ($1, $2, $3, $4, $4, 1, $5, $6, TRUE) \
+                        "INSERT INTO digest_items (key, title, detail, first_ms, last_ms, count, worst, unit, active, source, kind) \
+                         VALUES ($1, $2, $3, $4, $4, 1, $5, $6, TRUE, $7, $8) \
                          ON CONFLICT (key) WHERE digest_alert_id IS NULL DO UPDATE SET \
                          title = excluded.title, detail = excluded.detail, last_ms = excluded.last_ms, \
                          count = digest_items.count + 1, active = TRUE, \
@@ -144,6 +148,8 @@ impl Store {
                     .bind(now_ms)
                     .bind(w.value)
                     .bind(&w.unit)
+                    .bind(&w.source)
+                    .bind(&w.kind)
                     .execute(&mut *tx)
                     .await?;
                 }

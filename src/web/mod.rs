@@ -2,6 +2,7 @@
 //! reads: the store and the in-memory state.
 
 pub mod api;
+pub mod auth;
 pub mod error;
 mod health;
 mod metrics;
@@ -20,7 +21,7 @@ pub fn router(app: AppState) -> Router {
     Router::new()
         .route("/health", get(health::health))
         .route("/metrics", get(metrics::metrics))
-        .nest("/api/v1", api::routes())
+        .nest("/api/v1", api::routes(&app))
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             metrics::track,

@@ -5,6 +5,7 @@ mod checks;
 mod metrics;
 pub mod params;
 mod processes;
+mod silences;
 
 use axum::Router;
 use axum::routing::get;
@@ -12,7 +13,7 @@ use axum::routing::get;
 use crate::app::AppState;
 use crate::web::error::api_not_found;
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(app: &AppState) -> Router<AppState> {
     Router::new()
         .route("/status", get(checks::status))
         .route("/checks", get(checks::list))
@@ -20,5 +21,11 @@ pub fn routes() -> Router<AppState> {
         .route("/alerts", get(alerts::list))
         .route("/processes", get(processes::list))
         .route("/metrics/{metric}", get(metrics::series))
+        .route("/silences", get(silences::list).post(silences::create))
+        .route("/silences/{id}", axum::routing::delete(silences::expire))
         .fallback(api_not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::web::auth::require_token,
+        ))
 }

@@ -1,0 +1,359 @@
+//! Host rules: disk (space, inodes, fill rate), memory, swap, load and reboots, evaluated on
+//! `system.every` over the stored samples.
+
+use crate::app::AppState;
+use crate::checks::system::HostSnapshot;
+use crate::config::SystemConfig;
+use crate::store::now_ms;
+
+use super::condition::{Assessment, Level, Limits, apply};
+
+/// Disk fill prediction looks at this much history ...
+const FILL_WINDOW_MS: i64 = 6 * 3_600_000;
+/// ... needs at least this much of it ...
+const FILL_MIN_SPAN_MS: i64 = 30 * 60_000;
+/// ... and warns when the disk is full sooner than this at the current rate.
+const FILL_HORIZON_MS: i64 = 24 * 3_600_000;
+
+const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
+/// Evaluates every host condition once.
+pub async fn evaluate(app: &AppState) -> anyhow::Result<()> {
+    let now = now_ms();
+    let cfg = &app.config.system;
+    let snapshot = app.live.host.read().ok().and_then(|h| h.clone());
+    let Some(snapshot) = snapshot else {
+        return Ok(()); // nothing sampled yet
+    };
+    let top = top_processes(&snapshot);
+    let limits = |warn: Option<f64>, crit: Option<f64>| Limits {
+        warn,
+        crit,
+        hysteresis_pct: cfg.hysteresis,
+    };
+
+    for m in &snapshot.mounts {
+        let over = cfg.mounts.get(&m.mount);
+        if over.is_some_and(|o| o.ignore) {
+            continue;
+        }
+        let l = limits(
+            Some(over.and_then(|o| o.disk_warn).unwrap_or(cfg.disk_warn)),
+            Some(over.and_then(|o| o.disk_crit).unwrap_or(cfg.disk_crit)),
+        );
+        let series = format!("disk.used_pct:{}", m.mount);
+        if let Some((min, latest)) = window(app, &series, cfg, now).await? {
+            let level = l.next(
+                previous(app, &format!("disk:{}", m.mount)).await?,
+                min,
+                latest,
+            );
+            apply(
+                app,
+                Assessment {
+                    key: format!("disk:{}", m.mount),
+                    source: format!("disk {}", m.mount),
+                    kind: "system",
+                    level,
+                    value: latest,
+                    unit: " %",
+                    title: format!("Disk {} is {latest:.0} % full", m.mount),
+                    value_text: format!("{latest:.0} % used, {:.1} GiB free", m.avail_bytes as f64 / GIB),
+                    threshold_text: l.describe(" %"),
+                    hint: format!(
+                        "Find what grew: `du -xh --max-depth=2 {} | sort -h | tail`; old logs \
+                         (`journalctl --vacuum-size=500M`, `pm2 flush`), package caches (`apt-get clean`).",
+                        m.mount
+                    ),
+                    body: None,
+                    resolved_title: format!("Disk {} is back to {latest:.0} %", m.mount),
+                },
+                now,
+            )
+            .await?;
+        }
+        if let Some(inode_pct) = m.inode_used_pct {
+            let l = limits(Some(cfg.inode_warn), None);
+            let key = format!("inodes:{}", m.mount);
+            let level = l.next(previous(app, &key).await?, inode_pct, inode_pct);
+            apply(
+                app,
+                Assessment {
+                    key,
+                    source: format!("disk {}", m.mount),
+                    kind: "system",
+                    level,
+                    value: inode_pct,
+                    unit: " %",
+                    title: format!("Disk {} has used {inode_pct:.0} % of its inodes", m.mount),
+                    value_text: format!("{inode_pct:.0} % of inodes used"),
+                    threshold_text: l.describe(" %"),
+                    hint: "Many small files: session or cache folders, mail queues. \
+                           `find MOUNT -xdev -type f | cut -d/ -f2-3 | sort | uniq -c | sort -n | tail`."
+                        .to_owned(),
+                    body: None,
+                    resolved_title: format!("Disk {} inodes back to {inode_pct:.0} %", m.mount),
+                },
+                now,
+            )
+            .await?;
+        }
+        fill_prediction(app, &m.mount, now).await?;
+    }
+
+    if let Some((min, latest)) = window(app, "memory.used_pct", cfg, now).await? {
+        let l = limits(Some(cfg.memory_warn), Some(cfg.memory_crit));
+        let level = l.next(previous(app, "memory").await?, min, latest);
+        apply(
+            app,
+            Assessment {
+                key: "memory".to_owned(),
+                source: "memory".to_owned(),
+                kind: "system",
+                level,
+                value: latest,
+                unit: " %",
+                title: format!("Memory is {latest:.0} % used"),
+                value_text: format!(
+                    "{latest:.0} % used, {:.1} GiB available",
+                    snapshot.memory.available_bytes as f64 / GIB
+                ),
+                threshold_text: l.describe(" %"),
+                hint: "See who holds memory (below, or `ps aux --sort=-rss | head`); restart a \
+                       leaking app (`pm2 restart NAME`) or give it a `max_memory_restart`."
+                    .to_owned(),
+                body: Some(top.clone()),
+                resolved_title: format!("Memory is back to {latest:.0} %"),
+            },
+            now,
+        )
+        .await?;
+    }
+
+    // No swap configured: no swap series, no swap alerts (and no division by zero).
+    if snapshot.swap.is_some()
+        && let Some((min, latest)) = window(app, "swap.used_pct", cfg, now).await?
+    {
+        let l = limits(Some(cfg.swap_warn), Some(cfg.swap_crit));
+        let level = l.next(previous(app, "swap").await?, min, latest);
+        apply(
+            app,
+            Assessment {
+                key: "swap".to_owned(),
+                source: "swap".to_owned(),
+                kind: "system",
+                level,
+                value: latest,
+                unit: " %",
+                title: format!("Swap is {latest:.0} % used"),
+                value_text: format!("{latest:.0} % of swap used"),
+                threshold_text: l.describe(" %"),
+                hint: "Swapping slows every app: find who holds memory (below) and restart or \
+                       limit it; check `vm.swappiness`."
+                    .to_owned(),
+                body: Some(top.clone()),
+                resolved_title: format!("Swap is back to {latest:.0} %"),
+            },
+            now,
+        )
+        .await?;
+    }
+
+    if let Some((min, latest)) = window(app, "load.5", cfg, now).await? {
+        let cores = snapshot.cpus.max(1) as f64;
+        let scale = if cfg.load_per_core { cores } else { 1.0 };
+        let l = limits(Some(cfg.load_warn * scale), Some(cfg.load_crit * scale));
+        let level = l.next(previous(app, "load").await?, min, latest);
+        apply(
+            app,
+            Assessment {
+                key: "load".to_owned(),
+                source: "load".to_owned(),
+                kind: "system",
+                level,
+                value: latest,
+                unit: "",
+                title: format!("Load is {latest:.1}"),
+                value_text: format!(
+                    "5-minute load {latest:.2} ({:.2} per core, {cores} cores)",
+                    latest / cores
+                ),
+                threshold_text: l.describe(""),
+                hint: "See the busiest processes (below, or `top -o %CPU`); a crash-looping app \
+                       or a runaway query is the usual cause."
+                    .to_owned(),
+                body: Some(top),
+                resolved_title: format!("Load is back to {latest:.1}"),
+            },
+            now,
+        )
+        .await?;
+    }
+
+    reboot(app, &snapshot, now).await
+}
+
+/// (lowest sample over the sustain window, latest sample) of a series.
+async fn window(
+    app: &AppState,
+    series: &str,
+    cfg: &SystemConfig,
+    now: i64,
+) -> anyhow::Result<Option<(f64, f64)>> {
+    let points = app
+        .store
+        .query_series(series, now - cfg.sustain.as_millis_i64(), now + 1)
+        .await?;
+    let min = points.iter().map(|p| p.min).fold(f64::INFINITY, f64::min);
+    Ok(points.last().map(|last| (min, last.avg)))
+}
+
+async fn previous(app: &AppState, key: &str) -> anyhow::Result<Level> {
+    Ok(app
+        .store
+        .find_condition(key)
+        .await?
+        .map_or(Level::Ok, |c| Level::parse(&c.level)))
+}
+
+/// WARNING when the mount fills up within a day at the rate of the last hours (a least-squares
+/// line through the free-bytes samples).
+async fn fill_prediction(app: &AppState, mount: &str, now: i64) -> anyhow::Result<()> {
+    let points = app
+        .store
+        .query_series(
+            &format!("disk.free_bytes:{mount}"),
+            now - FILL_WINDOW_MS,
+            now + 1,
+        )
+        .await?;
+    let (Some(first), Some(last)) = (points.first(), points.last()) else {
+        return Ok(());
+    };
+    if last.at_ms - first.at_ms < FILL_MIN_SPAN_MS || points.len() < 5 {
+        return Ok(());
+    }
+    let n = points.len() as f64;
+    let mean_t = points
+        .iter()
+        .map(|p| (p.at_ms - first.at_ms) as f64)
+        .sum::<f64>()
+        / n;
+    let mean_v = points.iter().map(|p| p.avg).sum::<f64>() / n;
+    let (mut num, mut den) = (0.0, 0.0);
+    for p in &points {
+        let dt = (p.at_ms - first.at_ms) as f64 - mean_t;
+        num += dt * (p.avg - mean_v);
+        den += dt * dt;
+    }
+    let slope = if den > 0.0 { num / den } else { 0.0 }; // bytes per ms
+    let free = last.avg;
+    let hours_left = if slope < 0.0 {
+        free / -slope / 3_600_000.0
+    } else {
+        f64::INFINITY
+    };
+    let level = if hours_left * 3_600_000.0 < FILL_HORIZON_MS as f64 {
+        Level::Warning
+    } else {
+        Level::Ok
+    };
+    apply(
+        app,
+        Assessment {
+            key: format!("disk-fill:{mount}"),
+            source: format!("disk {mount}"),
+            kind: "system",
+            level,
+            value: hours_left.min(1e9),
+            unit: " h",
+            title: format!("Disk {mount} will be full in about {hours_left:.0} h"),
+            value_text: format!(
+                "{:.1} GiB free, shrinking {:.2} GiB/h",
+                free / GIB,
+                -slope * 3_600_000.0 / GIB
+            ),
+            threshold_text: "warning when full within 24 h at the current rate".to_owned(),
+            hint: format!("Something is writing fast: `du -xh --max-depth=2 {mount} | sort -h | tail`, and the apps' logs."),
+            body: None,
+            resolved_title: format!("Disk {mount} is no longer filling fast"),
+        },
+        now,
+    )
+    .await
+}
+
+/// INFO when the host rebooted since the last look (the boot time moved).
+async fn reboot(app: &AppState, snapshot: &HostSnapshot, now: i64) -> anyhow::Result<()> {
+    let boot_ms = (snapshot.at_ms as f64 - snapshot.uptime_s * 1000.0).round();
+    let previous = app.store.find_condition("host:boot").await?;
+    let rebooted = previous
+        .as_ref()
+        .and_then(|p| p.value)
+        .is_some_and(|b| (boot_ms - b).abs() > 120_000.0);
+    let update = crate::store::ConditionUpdate {
+        key: "host:boot".to_owned(),
+        level: "ok".to_owned(),
+        value: Some(boot_ms),
+        notified: true,
+        alert: rebooted.then(|| crate::store::NewAlert {
+            dedup_key: format!("host:reboot:{boot_ms}"),
+            severity: crate::alert::Severity::Info,
+            source: "host".to_owned(),
+            kind: "system".to_owned(),
+            title: "The host rebooted".to_owned(),
+            value: Some(format!("up for {}", super::human_duration((snapshot.uptime_s * 1000.0) as i64))),
+            threshold: None,
+            hint: Some("Check that every app came back (`pm2 status`, `systemctl --failed`) and why it rebooted (`last -x | head`).".to_owned()),
+            body: None,
+            silenced: false,
+        }),
+        warning: None,
+    };
+    if app
+        .store
+        .record_condition(&update, &app.channels, now)
+        .await?
+        .is_some()
+    {
+        app.wake_dispatcher();
+    }
+    Ok(())
+}
+
+fn top_processes(s: &HostSnapshot) -> String {
+    let mem: Vec<String> = s
+        .top_memory
+        .iter()
+        .map(|p| {
+            format!(
+                "{} ({}) {:.0} MiB",
+                p.name,
+                p.pid,
+                p.rss_bytes as f64 / 1024.0 / 1024.0
+            )
+        })
+        .collect();
+    let cpu: Vec<String> = s
+        .top_cpu
+        .iter()
+        .map(|p| format!("{} ({}) {:.0} %", p.name, p.pid, p.cpu_pct))
+        .collect();
+    let mut out = format!(
+        "Top memory: {}",
+        if mem.is_empty() {
+            "-".to_owned()
+        } else {
+            mem.join(", ")
+        }
+    );
+    out.push_str(&format!(
+        "\nTop CPU: {}",
+        if cpu.is_empty() {
+            "-".to_owned()
+        } else {
+            cpu.join(", ")
+        }
+    ));
+    out
+}

@@ -1,0 +1,210 @@
+//! Process rules for PM2 apps and systemd units:
+//! - stopped / errored (failed, inactive): CRITICAL, RESOLVED when it runs again;
+//! - crash loop: the restart counter grew by more than [`CRASH_LOOP_RESTARTS`] within
+//!   [`CRASH_LOOP_WINDOW_MS`] (from stored samples: PM2's counter only grows): CRITICAL;
+//! - restarted within the last hour: WARNING, into the digest.
+
+use crate::app::AppState;
+use crate::checks::pm2::Pm2App;
+use crate::checks::systemd::UnitStatus;
+
+use super::condition::{Assessment, Level, Limits, apply};
+
+pub const CRASH_LOOP_RESTARTS: f64 = 5.0;
+pub const CRASH_LOOP_WINDOW_MS: i64 = 5 * 60_000;
+const RESTART_WARNING_WINDOW_MS: i64 = 3_600_000;
+
+/// Restarts within `window_ms` before `now`, from the stored counter samples.
+async fn restarts_within(
+    app: &AppState,
+    series: &str,
+    now: i64,
+    window_ms: i64,
+    current: i64,
+) -> anyhow::Result<f64> {
+    let points = app
+        .store
+        .query_series(series, now - window_ms, now + 1)
+        .await?;
+    let lowest = points.iter().map(|p| p.min).fold(f64::INFINITY, f64::min);
+    // A counter that went down was reset (`pm2 reset`, a new daemon): count from zero.
+    Ok(if lowest.is_finite() && lowest <= current as f64 {
+        current as f64 - lowest
+    } else {
+        0.0
+    })
+}
+
+struct Process<'a> {
+    /// `pm2:api` or `systemd:nginx.service`.
+    source: String,
+    kind: &'static str,
+    name: &'a str,
+    /// `online`, `stopped`, `errored`, `failed`, ...
+    state: String,
+    running: bool,
+    restarts: Option<i64>,
+    restart_series: String,
+    hint_stopped: String,
+    hint_restarts: String,
+}
+
+pub async fn evaluate_pm2(app: &AppState, apps: &[Pm2App], now: i64) -> anyhow::Result<()> {
+    for a in apps {
+        // Starting up or between restarts is not "down"; a crash loop catches it if it lasts.
+        let running = !matches!(
+            a.status.as_str(),
+            "stopped" | "errored" | "one-launch-status"
+        );
+        let instance = format!("{}#{}", a.name, a.pm_id);
+        let p = Process {
+            source: format!("pm2:{}", a.name),
+            kind: "pm2",
+            name: &a.name,
+            state: a.status.clone(),
+            running,
+            restarts: Some(a.restarts),
+            restart_series: format!("pm2.restarts:{instance}"),
+            hint_stopped: format!(
+                "`pm2 logs {0} --lines 100 --nostream` shows why; `pm2 restart {0}` starts it again.",
+                a.name
+            ),
+            hint_restarts: format!(
+                "It keeps dying: `pm2 logs {0} --err --lines 100 --nostream`; check memory limits \
+                 (`max_memory_restart`) and the last deploy.",
+                a.name
+            ),
+        };
+        evaluate(app, &p, &instance, now).await?;
+    }
+    Ok(())
+}
+
+pub async fn evaluate_systemd(
+    app: &AppState,
+    units: &[UnitStatus],
+    now: i64,
+) -> anyhow::Result<()> {
+    for u in units {
+        let running = matches!(
+            u.active_state.as_str(),
+            "active" | "activating" | "reloading"
+        );
+        let p = Process {
+            source: format!("systemd:{}", u.unit),
+            kind: "systemd",
+            name: &u.unit,
+            state: format!("{}/{}", u.active_state, u.sub_state),
+            running,
+            restarts: u.n_restarts,
+            restart_series: format!("systemd.restarts:{}", u.unit),
+            hint_stopped: format!(
+                "`systemctl status {0}` and `journalctl -u {0} -n 100` show why; `systemctl restart {0}`.",
+                u.unit
+            ),
+            hint_restarts: format!(
+                "It keeps dying: `journalctl -u {0} -n 200 --no-pager`.",
+                u.unit
+            ),
+        };
+        evaluate(app, &p, &u.unit, now).await?;
+    }
+    Ok(())
+}
+
+async fn evaluate(app: &AppState, p: &Process<'_>, id: &str, now: i64) -> anyhow::Result<()> {
+    let down = Level::Critical;
+    apply(
+        app,
+        Assessment {
+            key: format!("{}:{id}:status", p.kind),
+            source: p.source.clone(),
+            kind: p.kind,
+            level: if p.running { Level::Ok } else { down },
+            value: if p.running { 0.0 } else { 1.0 },
+            unit: "",
+            title: format!("{} {} is {}", p.kind, p.name, p.state),
+            value_text: format!("status {}", p.state),
+            threshold_text: "critical when not running".to_owned(),
+            hint: p.hint_stopped.clone(),
+            body: None,
+            resolved_title: format!("{} {} is running again", p.kind, p.name),
+        },
+        now,
+    )
+    .await?;
+
+    let Some(current) = p.restarts else {
+        return Ok(());
+    };
+    let recent =
+        restarts_within(app, &p.restart_series, now, CRASH_LOOP_WINDOW_MS, current).await?;
+    let loop_limits = Limits {
+        warn: None,
+        crit: Some(CRASH_LOOP_RESTARTS),
+        hysteresis_pct: 0.0,
+    };
+    let key = format!("{}:{id}:crashloop", p.kind);
+    let previous = app
+        .store
+        .find_condition(&key)
+        .await?
+        .map_or(Level::Ok, |c| Level::parse(&c.level));
+    // Back to OK only once the counter stood still for the whole window.
+    let level = if previous == Level::Critical && recent > 0.0 {
+        Level::Critical
+    } else {
+        loop_limits.next(previous, recent, recent)
+    };
+    apply(
+        app,
+        Assessment {
+            key,
+            source: p.source.clone(),
+            kind: p.kind,
+            level,
+            value: recent,
+            unit: " restarts",
+            title: format!("{} {} is crash-looping", p.kind, p.name),
+            value_text: format!("{recent:.0} restarts in the last 5 min (total {current})"),
+            threshold_text: "critical above 5 restarts within 5 min".to_owned(),
+            hint: p.hint_restarts.clone(),
+            body: None,
+            resolved_title: format!("{} {} stopped restarting", p.kind, p.name),
+        },
+        now,
+    )
+    .await?;
+
+    let hour = restarts_within(
+        app,
+        &p.restart_series,
+        now,
+        RESTART_WARNING_WINDOW_MS,
+        current,
+    )
+    .await?;
+    apply(
+        app,
+        Assessment {
+            key: format!("{}:{id}:restarted", p.kind),
+            source: p.source.clone(),
+            kind: p.kind,
+            level: if hour > 0.0 {
+                Level::Warning
+            } else {
+                Level::Ok
+            },
+            value: hour,
+            unit: " restarts",
+            title: format!("{} {} restarted", p.kind, p.name),
+            value_text: format!("{hour:.0} restarts in the last hour (total {current})"),
+            threshold_text: "warning on any restart".to_owned(),
+            hint: p.hint_restarts.clone(),
+            body: None,
+            resolved_title: String::new(),
+        },
+        now,
+    )
+    .await
+}

@@ -1,0 +1,247 @@
+//! Silences and maintenance windows: what they hold back, and the API that makes them.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::fake_telegram::FakeTelegram;
+use support::target::Target;
+use support::{Opswatch, eventually, write};
+
+fn config(
+    dir: &std::path::Path,
+    fake: &FakeTelegram,
+    target: &Target,
+    extra: &str,
+) -> std::path::PathBuf {
+    write(
+        dir,
+        "opswatch.toml",
+        &format!(
+            r#"[storage]
+url = "sqlite://{dir}/data/o.db"
+[telegram]
+bot_token = "1:x"
+chat_id = "77"
+api_base = "{api}"
+[pm2]
+enabled = false
+[[http]]
+name = "api"
+url = "{url}"
+every = "1s"
+failures = 2
+{extra}
+"#,
+            dir = dir.display(),
+            api = fake.api_base(),
+            url = target.url(),
+        ),
+    )
+}
+
+async fn alerts(app: &Opswatch) -> Vec<Value> {
+    let body: Value = reqwest::get(app.url("/api/v1/alerts"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["alerts"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_maintenance_window_records_the_critical_and_its_resolved_but_sends_neither() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeTelegram::start().await;
+    let target = Target::start().await;
+    target.set_status(503);
+    // A window that is always open: it starts every minute and lasts two.
+    let window = "[[silence]]\nkind = \"http\"\nschedule = \"* * * * *\"\nduration = \"2m\"\ncomment = \"deploy\"\n";
+    let cfg = config(dir.path(), &fake, &target, window);
+    let app = Opswatch::start(dir.path(), &["--config", cfg.to_str().unwrap()]);
+
+    let down = eventually(Duration::from_secs(20), || async {
+        alerts(&app)
+            .await
+            .into_iter()
+            .find(|a| a["title"] == "api is DOWN")
+    })
+    .await
+    .expect("the DOWN was not recorded");
+    assert_eq!(down["silenced"], true);
+    assert!(down["deliveries"].as_array().unwrap().is_empty(), "{down}");
+
+    target.set_status(200);
+    let up = eventually(Duration::from_secs(20), || async {
+        let s: Value = reqwest::get(app.url("/api/v1/status"))
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (s["checks"][0]["state"] == "up").then_some(())
+    })
+    .await;
+    assert!(up.is_some());
+    // Give the dispatcher a moment it would need to send anything, then check nothing went.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        fake.requests().is_empty(),
+        "sent during the window: {:#?}",
+        fake.requests()
+    );
+    assert!(
+        alerts(&app)
+            .await
+            .iter()
+            .all(|a| a["title"] != "api is UP again" || a["silenced"] == true)
+    );
+}
+
+#[tokio::test]
+async fn the_silence_api_creates_lists_and_expires_with_tokens_and_scopes() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeTelegram::start().await;
+    let target = Target::start().await;
+    let tokens = "[[auth.tokens]]\nname = \"reader\"\ntoken = \"read-token-0123456789\"\n\
+                  [[auth.tokens]]\nname = \"deployer\"\ntoken = \"write-token-0123456789\"\nscope = \"write\"\n";
+    let cfg = config(dir.path(), &fake, &target, tokens);
+    let app = Opswatch::start(dir.path(), &["--config", cfg.to_str().unwrap()]);
+    let http = reqwest::Client::new();
+    let url = app.url("/api/v1/silences");
+    let body = json!({"check": "api", "duration": "2h", "comment": "migrating the database"});
+
+    let res = http.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"]["code"],
+        "unauthorized"
+    );
+    let res = http
+        .post(&url)
+        .bearer_auth("read-token-0123456789")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let res = http
+        .post(&url)
+        .bearer_auth("wrong")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+
+    for (bad, why) in [
+        (json!({"check": "api", "comment": "x"}), "ends"),
+        (
+            json!({"check": "api", "duration": "2h", "comment": " "}),
+            "comment",
+        ),
+        (
+            json!({"check": "api", "duration": "forever", "comment": "x"}),
+            "duration",
+        ),
+        (
+            json!({"check": "api", "duration": "1y", "comment": "x"}),
+            "90 days",
+        ),
+        (
+            json!({"check": "api", "duration": "1h", "comment": "x", "severity": "loud"}),
+            "severity",
+        ),
+        (
+            json!({"check": "api", "duration": "1h", "comment": "x", "colour": "red"}),
+            "colour",
+        ),
+    ] {
+        let res = http
+            .post(&url)
+            .bearer_auth("write-token-0123456789")
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{bad}");
+        let msg = res.json::<Value>().await.unwrap()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(msg.contains(why), "{bad}: {msg}");
+    }
+    let res = http
+        .post(&url)
+        .bearer_auth("write-token-0123456789")
+        .body("{not json")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+
+    let res = http
+        .post(&url)
+        .bearer_auth("write-token-0123456789")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let created: Value = res.json().await.unwrap();
+    assert_eq!(created["silence"]["created_by"], "deployer");
+    let id = created["silence"]["id"].as_i64().unwrap();
+
+    let listed: Value = http
+        .get(&url)
+        .bearer_auth("read-token-0123456789")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["silences"][0]["id"], id);
+
+    // While silenced, the DOWN is recorded but not sent.
+    target.set_status(500);
+    let down = eventually(Duration::from_secs(20), || async {
+        let body: Value = http
+            .get(app.url("/api/v1/alerts"))
+            .bearer_auth("read-token-0123456789")
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        body["alerts"]
+            .as_array()?
+            .iter()
+            .find(|a| a["title"] == "api is DOWN")
+            .cloned()
+    })
+    .await
+    .expect("DOWN not recorded");
+    assert_eq!(down["silenced"], true);
+
+    let gone = http
+        .delete(format!("{url}/{id}"))
+        .bearer_auth("write-token-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 204);
+    let again = http
+        .delete(format!("{url}/{id}"))
+        .bearer_auth("write-token-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 404);
+    assert!(fake.requests().is_empty());
+    assert!(!app.log().contains("write-token-0123456789"));
+}
