@@ -4,7 +4,7 @@
   procmem.py PID [PREFIX]
 
 Prints PREFIX_vmrss_kib, _vmhwm_kib, _rssanon_kib, _rssfile_kib, _rssshmem_kib, _threads
-(from /proc/PID/status), _pss_kib, _pss_anon_kib, _pss_file_kib, _private_dirty_kib (from
+(from /proc/PID/status), _thread_names (name x count, from /proc/PID/task/*/comm), _pss_kib, _pss_anon_kib, _pss_file_kib, _private_dirty_kib (from
 /proc/PID/smaps_rollup), and the five mappings with the largest Rss from /proc/PID/smaps,
 grouped by what backs them (file path, [heap], [stack], or [anon] for unnamed mappings,
 which is where thread stacks and most allocator arenas live), as
@@ -62,6 +62,21 @@ def top_mappings(pid: str, n: int = 5) -> list[tuple[int, str, int]]:
     return ranked[:n]
 
 
+def thread_names(pid: str) -> str:
+    counts: dict[str, int] = {}
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                    name = f.read().strip()
+            except OSError:
+                continue
+            counts[name] = counts.get(name, 0) + 1
+    except OSError:
+        return ""
+    return ",".join(f"{n}x{c}" for n, c in sorted(counts.items()))
+
+
 def main() -> int:
     if len(sys.argv) not in (2, 3):
         print(__doc__, file=sys.stderr)
@@ -76,6 +91,7 @@ def main() -> int:
     print(f"{p}rssfile_kib={kib(st.get('RssFile', '0'))}")
     print(f"{p}rssshmem_kib={kib(st.get('RssShmem', '0'))}")
     print(f"{p}threads={st.get('Threads', '0')}")
+    print(f"{p}thread_names={thread_names(pid)}")
     print(f"{p}pss_kib={ru.get('Pss', 0)}")
     print(f"{p}pss_anon_kib={ru.get('Pss_Anon', 0)}")
     print(f"{p}pss_file_kib={ru.get('Pss_File', 0)}")

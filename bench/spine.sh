@@ -141,6 +141,7 @@ startup() { # startup NAME PATH [--file ...] -- CMD...
         --tmp "$BENCH_TMP/startup-$name" "$@" >"$BENCH_TMP/startup-$name.txt"
     raw_section "startup $name" "$BENCH_TMP/startup-$name.txt"
     rec_cmd "startup_${name}_" grep -E '^(median_ms|max_ms|min_ms|mean_ms|runs_ms|runs_with_non200_first)=' "$BENCH_TMP/startup-$name.txt"
+    rec "startup_${name}_first_non200_body" "$(grep -m1 -o 'first_non200_body=.*' "$BENCH_TMP/startup-$name.txt" | cut -d= -f2- || true)"
 }
 startup opswatch /health --file "opswatch.toml=$BENCH_TMP/opswatch.toml.tmpl" \
     -- "$BIN" --config '{dir}/opswatch.toml' serve
@@ -153,7 +154,6 @@ startup alertmanager /-/healthy \
 # ---------------------------------------------------------------- long-running instances
 SLOW_PORT=$(free_port)
 spawn "$BENCH_TMP/slow.out" python3 "$ROOT/bench/slow_target.py" serve "$SLOW_PORT" "$SLOW_S" "$BENCH_TMP/slow.log"
-SLOW_PID=$SPAWNED_PID
 wait_port "$SLOW_PORT" 5 || die "the slow target did not start"
 
 # opswatch as benchmarked: defaults + one [[http]] check that hangs on the slow target.
@@ -171,7 +171,6 @@ every = "1s"
 timeout = "60s"
 EOF
 } >"$OW_DIR/opswatch.toml"
-cp "$OW_DIR/opswatch.toml" "$BENCH_TMP/opswatch-bench.toml"
 raw_section "opswatch config (benchmarked instance)" "$OW_DIR/opswatch.toml"
 
 # opswatch with defaults only (no [[http]]), for the idle RSS figure without the check.
@@ -291,6 +290,10 @@ row() { printf '| %-44s | %-12s | %-28s | %-18s | %-5s |\n' "$@"; }
         "(0 means the [[http]] check did not run, so the figure is without a probe in flight)."
     echo "CPU pressure right after wrk (PSI some avg10/avg60): opswatch run: ${R[wrk_opswatch_cpu_psi]#some }; AM run: ${R[wrk_alertmanager_cpu_psi]#some }." \
         "rustc processes of other builds: ${R[wrk_opswatch_rustc_procs]} / ${R[wrk_alertmanager_rustc_procs]}."
+    if [[ ${R[startup_opswatch_runs_with_non200_first]} != 0 ]]; then
+        echo "opswatch startup: in ${R[startup_opswatch_runs_with_non200_first]}/$RUNS runs /health answered non-200 before its first 200; first such body: ${R[startup_opswatch_first_non200_body]}"
+    fi
+    echo "opswatch threads: ${R[idle_opswatch_thread_names]} (with check); ${R[idle_opswatch_defaults_thread_names]} (defaults)."
     echo "opswatch idle memory: RssAnon $(mib idle_opswatch_rssanon_kib) MiB, RssFile $(mib idle_opswatch_rssfile_kib) MiB;" \
         "largest mappings: ${R[idle_opswatch_top1]:-}, ${R[idle_opswatch_top2]:-}, ${R[idle_opswatch_top3]:-} (KiB:name:count)"
     echo "Raw numbers: ${RAW#"$ROOT"/}"

@@ -22,7 +22,8 @@ Usage:
   startup_timer.py --runs 20 --path /health [--file NAME=TEMPLATE ...] -- CMD ARG...
 
 Prints one `run=<i> ms=<ms> attempts=<n> before_200=<statuses>` line per run (the statuses
-other than 200 answered before the first 200, `-` if none), then `median_ms=`, `max_ms=`,
+other than 200 answered before the first 200, `-` if none; if there were any, a second
+`run=<i> first_non200_body=...` line with the body of the first), then `median_ms=`, `max_ms=`,
 `min_ms=`, `mean_ms=`, `runs_ms=` (comma separated) and `runs_with_non200_first=` (how many
 runs answered something other than 200 before their first 200) lines.
 """
@@ -46,8 +47,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def try_get(port: int, path: str, timeout: float) -> int | None:
-    """Status code of GET path, or None if the port does not accept connections yet."""
+def try_get(port: int, path: str, timeout: float) -> tuple[int | None, bytes]:
+    """(status, response) of GET path; status None if the port does not accept connections
+    yet, 0 if it closed without a status line. The whole response is read only when the
+    status is not 200 (it says why), so a 200 stops the clock as soon as its status line is in."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.settimeout(timeout)
     try:
@@ -55,7 +58,7 @@ def try_get(port: int, path: str, timeout: float) -> int | None:
             s.connect(("127.0.0.1", port))
         except OSError as e:
             if e.errno in (errno.ECONNREFUSED, errno.ECONNRESET):
-                return None
+                return None, b""
             raise
         s.sendall(
             f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode()
@@ -68,10 +71,17 @@ def try_get(port: int, path: str, timeout: float) -> int | None:
             buf += chunk
         line = buf.split(b"\r\n", 1)[0].split()
         if len(line) >= 2 and line[0].startswith(b"HTTP/"):
-            return int(line[1])
-        return 0  # connected but no status line (closed early): treat as "not yet"
+            code = int(line[1])
+            if code != 200:
+                while len(buf) < 65536:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    buf += chunk
+            return code, buf
+        return 0, buf  # connected but no status line (closed early): treat as "not yet"
     except (ConnectionResetError, BrokenPipeError):
-        return 0
+        return 0, b""
     finally:
         s.close()
 
@@ -87,7 +97,7 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def one_run(args, i: int) -> tuple[float, int, list[int]]:
+def one_run(args, i: int) -> tuple[float, int, list[int], str]:
     d = tempfile.mkdtemp(prefix=f"startup-{i}-", dir=args.tmp)
     port = free_port()
     sub = lambda s: s.replace("{dir}", d).replace("{port}", str(port))
@@ -103,6 +113,7 @@ def one_run(args, i: int) -> tuple[float, int, list[int]]:
     log = open(os.path.join(d, "process.log"), "wb")
     attempts = 0
     early: list[int] = []  # statuses other than 200 seen before the first 200
+    early_body = ""  # body of the first of them
     deadline = time.monotonic() + args.deadline
     interval = args.interval / 1000.0
     t0 = time.perf_counter_ns()
@@ -110,11 +121,13 @@ def one_run(args, i: int) -> tuple[float, int, list[int]]:
     try:
         while True:
             attempts += 1
-            code = try_get(port, args.path, timeout=args.deadline)
+            code, response = try_get(port, args.path, timeout=args.deadline)
             if code == 200:
                 t1 = time.perf_counter_ns()
                 break
             if code:
+                if not early:
+                    early_body = response.split(b"\r\n\r\n", 1)[-1].decode("utf-8", "replace")
                 early.append(code)
             if proc.poll() is not None:
                 raise RuntimeError(f"run {i}: process exited with {proc.returncode}; see {d}/process.log")
@@ -126,7 +139,7 @@ def one_run(args, i: int) -> tuple[float, int, list[int]]:
         log.close()
     if not args.keep:
         shutil.rmtree(d, ignore_errors=True)
-    return (t1 - t0) / 1e6, attempts, early
+    return (t1 - t0) / 1e6, attempts, early, early_body
 
 
 def main() -> int:
@@ -144,14 +157,18 @@ def main() -> int:
         args.cmd = args.cmd[1:]
     if not args.cmd:
         p.error("no command given")
+    if "/" in args.cmd[0]:  # each run's working directory is its own temp dir
+        args.cmd[0] = os.path.abspath(args.cmd[0])
     times = []
     runs_with_early = 0
     for i in range(1, args.runs + 1):
-        ms, attempts, early = one_run(args, i)
+        ms, attempts, early, early_body = one_run(args, i)
         times.append(ms)
         runs_with_early += bool(early)
         seen = ",".join(str(c) for c in early) or "-"
         print(f"run={i} ms={ms:.2f} attempts={attempts} before_200={seen}", flush=True)
+        if early_body:
+            print(f"run={i} first_non200_body={' '.join(early_body.split())[:300]}", flush=True)
     print(f"median_ms={statistics.median(times):.2f}")
     print(f"max_ms={max(times):.2f}")
     print(f"min_ms={min(times):.2f}")

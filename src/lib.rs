@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 mod connect_check;
 pub mod health;
+pub mod history;
 pub mod jobs;
 pub mod live;
 pub mod metrics;

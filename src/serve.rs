@@ -62,8 +62,10 @@ pub async fn launch(
         .await
         .map_err(ServeError::Store)?;
     let app = AppState::new(config, store);
-    // One probe before the first request, so /health is right from the start.
+    // One probe and one heartbeat before the first request, so /health is right from the
+    // start (a pinger must never see a false 503 while opswatch boots).
     probe_store(&app).await;
+    app.health.record_heartbeat(now_ms());
 
     let mut tasks = JoinSet::new();
     tasks.spawn(probe_store_forever(app.clone(), shutdown.clone()));

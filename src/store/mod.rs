@@ -24,6 +24,7 @@ use sqlx::ConnectOptions as _;
 mod alerts;
 mod checks;
 mod conditions;
+pub mod rollups;
 mod samples;
 
 pub use alerts::*;

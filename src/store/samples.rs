@@ -89,33 +89,20 @@ impl Store {
         .await)?)
     }
 
-    /// Points of `name` in `[since, until)`, oldest first, bucketed to at most [`MAX_POINTS`].
+    /// Points of `name` in `[since, until)`, oldest first, at most [`MAX_POINTS`], each keeping
+    /// the min and max of what it stands for. Long ranges are read from the roll-up tiers (see
+    /// [`Store::chart_series`] and `rollups.rs`); up to about two days from the raw samples.
+    /// A point's `at_ms` is its earliest sample or roll-up bucket.
     pub async fn query_series(
         &self,
         name: &str,
         since_ms: i64,
         until_ms: i64,
     ) -> anyhow::Result<Vec<Point>> {
-        let Some(id) = self.find_series(name).await? else {
-            return Ok(Vec::new());
-        };
-        let bucket_ms = ((until_ms - since_ms) / MAX_POINTS).max(1);
-        // Integer division buckets the same way in both dialects.
-        Ok(on_reader!(self, |pool| sqlx::query_as(
-            "SELECT MIN(at_ms) AS at_ms, AVG(value) AS avg, MIN(value) AS min, MAX(value) AS max, \
-             COUNT(*) AS count FROM samples \
-             WHERE series_id = $1 AND at_ms >= $2 AND at_ms < $3 \
-             GROUP BY (at_ms - $2) / $4 ORDER BY 1"
-        )
-        .bind(id)
-        .bind(since_ms)
-        .bind(until_ms)
-        .bind(bucket_ms)
-        .fetch_all(pool)
-        .await)?)
+        Ok(self.chart_series(name, since_ms, until_ms).await?.points)
     }
 
-    async fn find_series(&self, name: &str) -> anyhow::Result<Option<i64>> {
+    pub(super) async fn find_series(&self, name: &str) -> anyhow::Result<Option<i64>> {
         if let Some(id) = self
             .series_cache
             .lock()

@@ -12,7 +12,7 @@ use std::future::Future;
 use axum::Router;
 use axum::routing::get;
 use tokio::net::TcpListener;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::app::AppState;
 
@@ -26,7 +26,12 @@ pub fn router(app: AppState) -> Router {
             app.clone(),
             metrics::track,
         ))
-        .layer(TraceLayer::new_for_http())
+        // A 503 from /health or a 4xx is an answer, not a failure of opswatch; internal errors
+        // are logged with their cause where they happen (`ApiError::Internal`).
+        .layer(
+            TraceLayer::new_for_http()
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+        )
         .with_state(app)
 }
 

@@ -1,0 +1,100 @@
+//! Host thresholds on this real host, with thresholds set low enough to cross: a CRITICAL is
+//! sent at once with the top processes attached, WARNINGs only in the digest, each digest
+//! exactly once; on both backends.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use support::fake_telegram::FakeTelegram;
+use support::{Opswatch, write};
+
+fn texts(messages: &[Value]) -> Vec<String> {
+    messages
+        .iter()
+        .map(|m| m["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn memory_critical_goes_out_at_once_and_disk_warnings_only_in_the_digest() {
+    let base = tempfile::tempdir().unwrap();
+    for (url, _guard) in support::store_urls(base.path()).await {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = FakeTelegram::start().await;
+        // Any real host uses more than 0.2 % of its memory and 0.01 % of its root disk.
+        let cfg = write(
+            dir.path(),
+            "opswatch.toml",
+            &format!(
+                r#"[storage]
+url = "{url}"
+[telegram]
+bot_token = "1:x"
+chat_id = "77"
+api_base = "{api}"
+[pm2]
+enabled = false
+[system]
+sample_every = "1s"
+every = "1s"
+sustain = "1s"
+memory_warn = 0.1
+memory_crit = 0.2
+disk_warn = 0.01
+disk_crit = 100
+[digest]
+schedule = "*/4 * * * * *"
+"#,
+                api = fake.api_base()
+            ),
+        );
+        let app = Opswatch::start(dir.path(), &["--config", cfg.to_str().unwrap()]);
+        let deadline = std::time::Instant::now() + Duration::from_secs(40);
+        loop {
+            let got = texts(&fake.delivered());
+            if got.iter().any(|m| m.contains("Memory is"))
+                && got.iter().filter(|m| m.contains("• Disk")).count() >= 2
+            {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "got {got:#?}\nlog:\n{}",
+                app.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let got = texts(&fake.delivered());
+        let memory: Vec<&String> = got.iter().filter(|m| m.contains("Memory is")).collect();
+        assert_eq!(
+            memory.len(),
+            1,
+            "memory critical sent more than once: {got:#?}"
+        );
+        assert!(memory[0].contains("CRITICAL"), "{}", memory[0]);
+        assert!(
+            memory[0].contains("critical above 0.2 %"),
+            "threshold missing: {}",
+            memory[0]
+        );
+        assert!(
+            memory[0].contains("Top memory:"),
+            "top processes missing: {}",
+            memory[0]
+        );
+        // Disk warnings never alone: only inside digests, which are WARNING messages with lines.
+        for m in got.iter().filter(|m| m.contains("Disk")) {
+            assert!(
+                m.contains("warning") && m.contains("• Disk"),
+                "a disk warning outside a digest: {m}"
+            );
+        }
+        // Two digests: two different messages (different slots), never the same one twice.
+        let digests: Vec<&String> = got.iter().filter(|m| m.contains("• Disk")).collect();
+        assert!(digests.len() >= 2);
+        assert_ne!(digests[0], digests[1]);
+        assert!(digests[0].contains("still active"), "{}", digests[0]);
+    }
+}
