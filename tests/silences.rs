@@ -245,3 +245,59 @@ async fn the_silence_api_creates_lists_and_expires_with_tokens_and_scopes() {
     assert!(fake.requests().is_empty());
     assert!(!app.log().contains("write-token-0123456789"));
 }
+
+#[tokio::test]
+async fn warnings_inside_a_silence_wait_for_the_first_digest_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeTelegram::start().await;
+    let until = chrono::Utc::now() + chrono::Duration::seconds(14);
+    let until_text = until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let cfg = write(
+        dir.path(),
+        "opswatch.toml",
+        &format!(
+            r#"[storage]
+url = "sqlite://{dir}/data/o.db"
+[telegram]
+bot_token = "1:x"
+chat_id = "77"
+api_base = "{api}"
+[pm2]
+enabled = false
+[system]
+sample_every = "1s"
+every = "1s"
+sustain = "1s"
+disk_warn = 0.01
+disk_crit = 100
+[digest]
+schedule = "*/2 * * * * *"
+[[silence]]
+kind = "system"
+severity = "warning"
+until = "{until_text}"
+comment = "disk migration"
+"#,
+            dir = dir.path().display(),
+            api = fake.api_base(),
+        ),
+    );
+    let app = Opswatch::start(dir.path(), &["--config", cfg.to_str().unwrap()]);
+    let delivered = fake.wait_delivered(1, Duration::from_secs(30)).await;
+    let received_at = chrono::Utc::now();
+    let text = delivered[0]["text"].as_str().unwrap();
+    assert!(text.contains("• Disk"), "{text}");
+    assert!(
+        received_at >= until,
+        "a silenced warning went out at {received_at}, before {until}"
+    );
+    // Deferred, not dropped: the first digest after the window counts the whole silence.
+    let seen: u32 = text
+        .split("seen ")
+        .nth(1)
+        .and_then(|rest| rest.split('×').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1);
+    assert!(seen >= 4, "the warnings of the window were dropped: {text}");
+    drop(app);
+}
