@@ -27,6 +27,34 @@ pub async fn run(config: &Config) -> ExitCode {
             try_postgres(db.url.expose()).await,
         );
     }
+    if let Some(t) = &config.telegram {
+        let outcome = match crate::notify::telegram::TelegramChannel::new(t, CONNECT_TIMEOUT) {
+            Ok(channel) => channel
+                .get_me()
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(format!("{e:#}")),
+        };
+        report(format!("telegram {}", t.api_base), outcome);
+    }
+    for cfg in &config.http {
+        let outcome = match crate::checks::http::HttpProbe::new(cfg.clone()) {
+            Ok(probe) => {
+                let r = probe.probe().await;
+                if r.ok {
+                    Ok(())
+                } else {
+                    Err(r.error.unwrap_or_else(|| "failed".to_owned()))
+                }
+            }
+            Err(e) => Err(format!("{e:#}")),
+        };
+        report(
+            format!("http {} {}", cfg.name, crate::config::redact_url(&cfg.url)),
+            outcome,
+        );
+    }
     if failures == 0 {
         ExitCode::SUCCESS
     } else {

@@ -579,3 +579,64 @@ async fn check_prints_a_table_and_exits_1_when_something_fails() {
     );
     assert!(fake.requests().is_empty(), "`check` must not alert");
 }
+
+#[tokio::test]
+async fn config_check_connect_tries_each_store_channel_and_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeTelegram::start().await;
+    let target = Target::start().await;
+    let store = format!("sqlite://{}/data/o.db", dir.path().display());
+    let path = write(
+        dir.path(),
+        "opswatch.toml",
+        &config(&store, &target, &fake, "api", ""),
+    );
+    let d = dir.path().to_owned();
+    let p = path.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        support::run_cli(
+            &d,
+            &[
+                "--config",
+                p.to_str().unwrap(),
+                "config",
+                "check",
+                "--connect",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    for line in ["ok    storage", "ok    telegram", "ok    http api"] {
+        assert!(stdout.contains(line), "{line} missing:\n{stdout}");
+    }
+    assert_eq!(fake.requests()[0].method, "getMe");
+    target.set_status(500);
+    fake.set_default(Reply::Unauthorized);
+    let d = dir.path().to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        support::run_cli(
+            &d,
+            &[
+                "--config",
+                path.to_str().unwrap(),
+                "config",
+                "check",
+                "--connect",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL  telegram")
+            && stdout.contains("FAIL  http api")
+            && stdout.contains("HTTP 500"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("TEST-token-never-logged"));
+}
