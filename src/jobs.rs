@@ -36,6 +36,18 @@ pub fn scheduler(app: &AppState) -> anyhow::Result<Scheduler> {
         Duration::from_secs(60),
         |app| async move { crate::rules::digest::send(&app).await.map(|_| ()) },
     ));
+    s.add(job(
+        "history:rollup".into(),
+        Trigger::Every(crate::history::ROLLUP_EVERY),
+        crate::history::ROLLUP_TIMEOUT,
+        crate::history::roll_up_job,
+    ));
+    s.add(job(
+        "history:retention".into(),
+        Trigger::Cron(Box::new(app.config.history.retention_schedule.clone())),
+        crate::history::RETENTION_TIMEOUT,
+        crate::history::retention_job,
+    ));
     if app.config.pm2.enabled.unwrap_or_else(pm2::pm2_on_path) {
         s.add(pm2_poller(app));
     }
@@ -164,11 +176,14 @@ fn pm2_poller(app: &AppState) -> Job {
                             items: apps,
                         });
                     }
-                    Err(e) => app.live.set_pm2(Reading {
-                        at_ms,
-                        error: Some(e.to_string()),
-                        items: Vec::new(),
-                    }),
+                    Err(e) => {
+                        crate::rules::processes::evaluate_pm2_unreachable(&app, &e, at_ms).await?;
+                        app.live.set_pm2(Reading {
+                            at_ms,
+                            error: Some(e.to_string()),
+                            items: Vec::new(),
+                        });
+                    }
                 }
                 Ok(())
             }
@@ -210,6 +225,9 @@ fn systemd_poller(app: &AppState) -> Job {
                     },
                 };
                 app.live.set_systemd(reading);
+                if let Ok(failed) = systemd::failed_units(COLLECTOR_TIMEOUT).await {
+                    app.live.set_systemd_failed(failed);
+                }
                 Ok(())
             }
         },

@@ -23,6 +23,8 @@ pub struct Live {
     pub host: RwLock<Option<HostSnapshot>>,
     pub pm2: RwLock<Option<Reading<Pm2App>>>,
     pub systemd: RwLock<Option<Reading<UnitStatus>>>,
+    /// Every failed unit on the host (`systemctl --failed`), watched or not.
+    pub systemd_failed: RwLock<Vec<String>>,
 }
 
 impl Live {
@@ -35,6 +37,12 @@ impl Live {
     pub fn set_pm2(&self, reading: Reading<Pm2App>) {
         if let Ok(mut p) = self.pm2.write() {
             *p = Some(reading);
+        }
+    }
+
+    pub fn set_systemd_failed(&self, units: Vec<String>) {
+        if let Ok(mut f) = self.systemd_failed.write() {
+            *f = units;
         }
     }
 

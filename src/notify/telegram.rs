@@ -234,7 +234,7 @@ impl TelegramChannel {
                         %description,
                         "Telegram could not parse the HTML of an alert; resending it as plain text"
                     );
-                    html = true;
+                    html = false;
                     text = render_plain(alert);
                 }
                 Err(Failure::CantParse(description)) => {
@@ -328,7 +328,7 @@ impl TelegramChannel {
     }
 
     fn transport_error(&self, method: &str, e: reqwest::Error) -> Failure {
-        let e = e.without_url();
+        let e = e;
         let text = if e.is_timeout() {
             format!(
                 "{method}: no answer within {:?} (timed out)",

@@ -5,7 +5,7 @@
 //! - restarted within the last hour: WARNING, into the digest.
 
 use crate::app::AppState;
-use crate::checks::pm2::Pm2App;
+use crate::checks::pm2::{Pm2App, Pm2Error};
 use crate::checks::systemd::UnitStatus;
 
 use super::condition::{Assessment, Level, Limits, apply};
@@ -50,6 +50,32 @@ struct Process<'a> {
 }
 
 pub async fn evaluate_pm2(app: &AppState, apps: &[Pm2App], now: i64) -> anyhow::Result<()> {
+    if app
+        .store
+        .find_condition("pm2:daemon")
+        .await?
+        .is_some_and(|c| c.level != "ok")
+    {
+        apply(
+            app,
+            Assessment {
+                key: "pm2:daemon".to_owned(),
+                source: "pm2".to_owned(),
+                kind: "pm2",
+                level: Level::Ok,
+                value: 0.0,
+                unit: "",
+                title: "PM2 cannot be read".to_owned(),
+                value_text: format!("{} apps listed", apps.len()),
+                threshold_text: String::new(),
+                hint: String::new(),
+                body: None,
+                resolved_title: "PM2 answers again".to_owned(),
+            },
+            now,
+        )
+        .await?;
+    }
     for a in apps {
         // Starting up or between restarts is not "down"; a crash loop catches it if it lasts.
         let running = !matches!(
@@ -78,6 +104,51 @@ pub async fn evaluate_pm2(app: &AppState, apps: &[Pm2App], now: i64) -> anyhow::
         evaluate(app, &p, &instance, now).await?;
     }
     Ok(())
+}
+
+/// PM2 could not be read. When the operator asked for PM2 (`[pm2] enabled = true` or a
+/// `home`), a daemon that is down means their apps are down: CRITICAL. When PM2 is only on by
+/// default because `pm2` is on PATH, it is just shown in the API: no alert for a tool that
+/// merely happens to be installed.
+pub async fn evaluate_pm2_unreachable(
+    app: &AppState,
+    error: &Pm2Error,
+    now: i64,
+) -> anyhow::Result<()> {
+    let asked = app.config.pm2.enabled == Some(true) || app.config.pm2.home.is_some();
+    if !asked {
+        return Ok(());
+    }
+    let hint = match error {
+        Pm2Error::DaemonNotRunning => "The PM2 daemon is not running, so neither are its apps: \
+             `pm2 resurrect` (as the deploy user) restores the saved list; `pm2 startup` makes it \
+             survive reboots."
+            .to_owned(),
+        _ => {
+            "Check that opswatch may read the PM2 home (`[pm2] home`, group permissions) and that \
+              `pm2 jlist` works as that user."
+                .to_owned()
+        }
+    };
+    apply(
+        app,
+        Assessment {
+            key: "pm2:daemon".to_owned(),
+            source: "pm2".to_owned(),
+            kind: "pm2",
+            level: Level::Critical,
+            value: 1.0,
+            unit: "",
+            title: "PM2 cannot be read".to_owned(),
+            value_text: error.to_string(),
+            threshold_text: "critical when PM2 does not answer".to_owned(),
+            hint,
+            body: None,
+            resolved_title: "PM2 answers again".to_owned(),
+        },
+        now,
+    )
+    .await
 }
 
 pub async fn evaluate_systemd(
@@ -207,4 +278,85 @@ async fn evaluate(app: &AppState, p: &Process<'_>, id: &str, now: i64) -> anyhow
         now,
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::systemd::parse_show;
+
+    /// `systemctl show -p Id,LoadState,ActiveState,SubState,NRestarts,MainPID,MemoryCurrent`
+    /// for a running nginx and a failed app unit (shape from the systemd reference).
+    const SHOW: &str = "Id=nginx.service\nLoadState=loaded\nActiveState=active\nSubState=running\n\
+NRestarts=0\nMainPID=812\nMemoryCurrent=9437184\n\nId=app.service\nLoadState=loaded\n\
+ActiveState=failed\nSubState=failed\nNRestarts=7\nMainPID=0\nMemoryCurrent=[not set]\n";
+
+    async fn titles(app: &AppState) -> Vec<(String, String)> {
+        let now = crate::store::now_ms();
+        app.store
+            .list_alerts(0, now + 1, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| (a.alert.severity.as_str().to_owned(), a.alert.title))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_failed_unit_is_critical_once_and_resolves_when_active() {
+        let app = crate::testing::app_on_temp_sqlite().await;
+        let units = parse_show(SHOW);
+        assert_eq!(units.len(), 2);
+        evaluate_systemd(&app, &units, 1_000).await.unwrap();
+        evaluate_systemd(&app, &units, 2_000).await.unwrap();
+        assert_eq!(
+            titles(&app).await,
+            vec![(
+                "critical".to_owned(),
+                "systemd app.service is failed/failed".to_owned()
+            )]
+        );
+        let fixed = parse_show(&SHOW.replace(
+            "ActiveState=failed\nSubState=failed",
+            "ActiveState=active\nSubState=running",
+        ));
+        evaluate_systemd(&app, &fixed, 3_000).await.unwrap();
+        let t = titles(&app).await;
+        assert_eq!(
+            t[0],
+            (
+                "resolved".to_owned(),
+                "systemd app.service is running again".to_owned()
+            )
+        );
+        assert_eq!(t.len(), 2, "{t:?}");
+    }
+
+    #[tokio::test]
+    async fn restarts_growing_fast_are_a_crash_loop() {
+        let app = crate::testing::app_on_temp_sqlite().await;
+        let now = crate::store::now_ms();
+        // NRestarts 0 → 7 within two minutes, as the poller stores it.
+        for (i, n) in [0.0, 3.0, 7.0].iter().enumerate() {
+            let at = now - 120_000 + i as i64 * 60_000;
+            app.store
+                .record_samples(at, &[("systemd.restarts:app.service".to_owned(), *n)])
+                .await
+                .unwrap();
+        }
+        let units = parse_show(&SHOW.replace(
+            "ActiveState=failed\nSubState=failed",
+            "ActiveState=active\nSubState=running",
+        ));
+        evaluate_systemd(&app, &units, now).await.unwrap();
+        let t = titles(&app).await;
+        assert!(
+            t.contains(&(
+                "critical".to_owned(),
+                "systemd app.service is crash-looping".to_owned()
+            )),
+            "{t:?}"
+        );
+        assert!(t.iter().all(|(_, title)| !title.contains("nginx")), "{t:?}");
+    }
 }

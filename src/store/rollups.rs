@@ -971,7 +971,7 @@ impl Store {
     }
 
     /// `preferred`, or a coarser tier when `preferred` does not reach back to `since` and the
-    /// coarser one reaches further.
+    /// coarser one holds at least a whole bucket from before `preferred`'s oldest data.
     async fn covering_tier(&self, id: i64, preferred: Tier, since_ms: i64) -> anyhow::Result<Tier> {
         let mut tier = preferred;
         let mut oldest = self.series_oldest(id, tier).await?;
@@ -979,13 +979,31 @@ impl Store {
             let Some(coarser) = tier.coarser() else { break };
             let there = self.series_oldest(id, coarser).await?;
             match (there, oldest) {
-                (Some(t), Some(o)) if t < o => {}
+                (Some(t), Some(o)) if t + coarser.width_ms() <= o => {}
                 (Some(_), None) => {}
                 _ => break,
             }
             (tier, oldest) = (coarser, there);
         }
         Ok(tier)
+    }
+
+    /// The stored buckets of series `name` in one tier, `[since, until)`, oldest first (raw:
+    /// one per sample), without stitching or re-bucketing: for tests and diagnostics.
+    pub async fn tier_contents(
+        &self,
+        name: &str,
+        tier: Tier,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> anyhow::Result<Vec<Bucket>> {
+        let Some(id) = self.find_series(name).await? else {
+            return Ok(Vec::new());
+        };
+        match tier {
+            Tier::Raw => self.raw_buckets(id, since_ms, until_ms, None).await,
+            t => self.tier_buckets(id, t, since_ms, until_ms).await,
+        }
     }
 
     async fn series_oldest(&self, id: i64, tier: Tier) -> anyhow::Result<Option<i64>> {
@@ -1383,6 +1401,10 @@ impl Store {
     /// Empties the buckets of the packed rows straddling `cutoff` that ended before it;
     /// returns the rows changed.
     async fn trim_straddling_chunks(&self, width_ms: i64, cutoff_ms: i64) -> anyhow::Result<u64> {
+        if cutoff_ms <= 0 {
+            // Nothing may go yet (no cursor), or a cutoff before 1970.
+            return Ok(0);
+        }
         let chunk_ms = align_down(cutoff_ms, chunk_span(width_ms));
         let old_slots = ((cutoff_ms - chunk_ms) / width_ms) as usize;
         if old_slots == 0 {

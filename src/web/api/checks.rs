@@ -1,4 +1,5 @@
-//! `GET /api/v1/status`, `GET /api/v1/checks`, `GET /api/v1/checks/{name}/results`.
+//! `GET /api/v1/status`, `GET /api/v1/checks`, `GET /api/v1/checks/{name}/results` (the newest
+//! raw results of the window, and its summary and chart from the roll-up tiers).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -96,10 +97,16 @@ pub async fn results(
         .store
         .list_results(check.id, window.since_ms, window.until_ms, window.limit)
         .await?;
+    // The whole window, however long, from the raw results or the hourly roll-ups.
+    let (since, until) = (window.since_ms, window.until_ms);
+    let summary = app.store.check_summary(check.id, since, until).await?;
+    let chart = app.store.check_chart(check.id, since, until).await?;
     Ok(Json(json!({
         "check": check.name,
         "since_ms": window.since_ms,
         "until_ms": window.until_ms,
         "results": results,
+        "summary": summary,
+        "chart": chart,
     })))
 }

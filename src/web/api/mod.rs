@@ -6,6 +6,7 @@ mod metrics;
 pub mod params;
 mod processes;
 mod silences;
+mod uptime;
 
 use axum::Router;
 use axum::routing::get;
@@ -18,6 +19,7 @@ pub fn routes(app: &AppState) -> Router<AppState> {
         .route("/status", get(checks::status))
         .route("/checks", get(checks::list))
         .route("/checks/{name}/results", get(checks::results))
+        .route("/checks/{name}/uptime", get(uptime::uptime))
         .route("/alerts", get(alerts::list))
         .route("/processes", get(processes::list))
         .route("/metrics/{metric}", get(metrics::series))

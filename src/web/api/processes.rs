@@ -16,6 +16,10 @@ pub async fn list(State(app): State<AppState>) -> Json<Value> {
         .unwrap_or_else(crate::checks::pm2::pm2_on_path);
     Json(json!({
         "pm2": { "enabled": pm2_enabled, "reading": pm2 },
-        "systemd": { "units": app.config.systemd.units, "reading": systemd },
+        "systemd": {
+            "units": app.config.systemd.units,
+            "reading": systemd,
+            "failed_units": app.live.systemd_failed.read().map(|f| f.clone()).unwrap_or_default(),
+        },
     }))
 }
