@@ -46,6 +46,13 @@ fn alert() -> Alert {
     }
 }
 
+/// Every send must finish on its own (a loop or a missing timeout fails instead of hanging).
+async fn bounded<T>(send: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), send)
+        .await
+        .expect("send finished within 10 s")
+}
+
 fn text(body: &Value) -> &str {
     body["text"].as_str().expect("text is a string")
 }
@@ -64,7 +71,7 @@ async fn ok_delivers_one_html_message_with_chat_and_sound() {
     let fake = FakeTelegram::start().await;
     let ch = channel(&cfg(&fake));
 
-    let receipt = ch.send(&alert()).await.expect("sent");
+    let receipt = bounded(ch.send(&alert())).await.expect("sent");
 
     assert_eq!(
         receipt,
@@ -89,7 +96,7 @@ async fn ok_delivers_one_html_message_with_chat_and_sound() {
     assert!(text(body).starts_with("🔴 <b>CRITICAL</b> · api is DOWN"));
 
     // The next message gets the next id from the fake.
-    assert_eq!(ch.send(&alert()).await.unwrap().message_id, 2);
+    assert_eq!(bounded(ch.send(&alert())).await.unwrap().message_id, 2);
 }
 
 #[tokio::test]
@@ -105,21 +112,21 @@ async fn thread_id_and_silence_follow_the_config() {
         message_thread_id: Some(42),
         ..cfg(&fake)
     });
-    ch.send(&alert()).await.unwrap();
-    ch.send(&resolved).await.unwrap();
+    bounded(ch.send(&alert())).await.unwrap();
+    bounded(ch.send(&resolved)).await.unwrap();
     // silent_resolved off: RESOLVED rings too.
     let loud = channel(&TelegramConfig {
         silent_resolved: false,
         ..cfg(&fake)
     });
-    loud.send(&resolved).await.unwrap();
+    bounded(loud.send(&resolved)).await.unwrap();
     // disable_notification: everything silent.
     let quiet = channel(&TelegramConfig {
         disable_notification: true,
         silent_resolved: false,
         ..cfg(&fake)
     });
-    quiet.send(&alert()).await.unwrap();
+    bounded(quiet.send(&alert())).await.unwrap();
 
     let d = fake.wait_delivered(4, Duration::from_secs(1)).await;
     let silent: Vec<&Value> = d.iter().map(|b| &b["disable_notification"]).collect();
@@ -139,7 +146,7 @@ async fn too_many_requests_returns_retry_after_and_sends_nothing() {
     fake.push(Reply::TooManyRequests { retry_after: 41 });
     let ch = channel(&cfg(&fake));
 
-    let err = ch.send(&alert()).await.unwrap_err();
+    let err = bounded(ch.send(&alert())).await.unwrap_err();
 
     assert_eq!(err, SendError::RetryAfter(Duration::from_secs(41)));
     assert!(err.is_retryable());
@@ -158,7 +165,9 @@ async fn cant_parse_entities_resends_once_as_plain_text() {
         ..alert()
     };
 
-    let receipt = ch.send(&a).await.expect("plain fallback delivered");
+    let receipt = bounded(ch.send(&a))
+        .await
+        .expect("plain fallback delivered");
 
     let requests = fake.requests();
     assert_eq!(requests.len(), 2, "{requests:#?}");
@@ -185,7 +194,7 @@ async fn cant_parse_entities_twice_is_rejected_after_exactly_two_requests() {
     fake.push_n(Reply::ParseEntities, 5);
     let ch = channel(&cfg(&fake));
 
-    let err = ch.send(&alert()).await.unwrap_err();
+    let err = bounded(ch.send(&alert())).await.unwrap_err();
 
     assert!(
         matches!(&err, SendError::Rejected(d) if d.contains("can't parse entities")),
@@ -203,7 +212,9 @@ async fn migrated_group_resends_to_the_new_chat_and_reports_it() {
     });
     let ch = channel(&cfg(&fake));
 
-    let receipt = ch.send(&alert()).await.expect("delivered to the new chat");
+    let receipt = bounded(ch.send(&alert()))
+        .await
+        .expect("delivered to the new chat");
 
     assert_eq!(receipt.migrated_to.as_deref(), Some("-1001557912345"));
     let requests = fake.requests();
@@ -216,7 +227,7 @@ async fn migrated_group_resends_to_the_new_chat_and_reports_it() {
     assert_eq!(ch.chat_id(), "-1001557912345");
 
     // From now on straight to the new chat, and the migration is reported only once.
-    let next = ch.send(&alert()).await.unwrap();
+    let next = bounded(ch.send(&alert())).await.unwrap();
     assert_eq!(next.migrated_to, None);
     assert_eq!(fake.requests().len(), 3);
     assert_eq!(
@@ -235,10 +246,10 @@ async fn migration_whose_resend_fails_is_reported_on_the_next_success() {
     let ch = channel(&cfg(&fake));
 
     assert!(matches!(
-        ch.send(&alert()).await,
+        bounded(ch.send(&alert())).await,
         Err(SendError::Transient(_))
     ));
-    let receipt = ch.send(&alert()).await.unwrap();
+    let receipt = bounded(ch.send(&alert())).await.unwrap();
 
     assert_eq!(receipt.migrated_to.as_deref(), Some("-1001557912345"));
     assert_eq!(
@@ -253,11 +264,11 @@ async fn set_chat_id_overrides_the_configured_chat() {
     let ch = channel(&cfg(&fake));
     ch.set_chat_id("-1009999".to_owned());
     assert_eq!(ch.chat_id(), "-1009999");
-    ch.send(&alert()).await.unwrap();
+    bounded(ch.send(&alert())).await.unwrap();
     assert_eq!(fake.delivered()[0]["chat_id"], json!(-1_009_999));
 
     ch.set_chat_id("@ops_alerts".to_owned());
-    ch.send(&alert()).await.unwrap();
+    bounded(ch.send(&alert())).await.unwrap();
     assert_eq!(fake.delivered()[1]["chat_id"], "@ops_alerts");
 }
 
@@ -276,7 +287,7 @@ async fn channel_problems_are_unhealthy_and_not_retried() {
         fake.set_default(reply.clone());
         let ch = channel(&cfg(&fake));
 
-        let err = ch.send(&alert()).await.unwrap_err();
+        let err = bounded(ch.send(&alert())).await.unwrap_err();
 
         assert!(
             matches!(&err, SendError::Unhealthy(d) if d.contains(expect)),
@@ -294,7 +305,7 @@ async fn other_bad_requests_are_rejected() {
     fake.push(Reply::MessageTooLong);
     let ch = channel(&cfg(&fake));
 
-    let err = ch.send(&alert()).await.unwrap_err();
+    let err = bounded(ch.send(&alert())).await.unwrap_err();
 
     assert_eq!(
         err,
@@ -316,7 +327,7 @@ async fn server_errors_and_closed_connections_are_transient() {
         fake.push(reply.clone());
         let ch = channel(&cfg(&fake));
 
-        let err = ch.send(&alert()).await.unwrap_err();
+        let err = bounded(ch.send(&alert())).await.unwrap_err();
 
         assert!(
             matches!(&err, SendError::Transient(d) if d.contains(says)),
@@ -328,7 +339,9 @@ async fn server_errors_and_closed_connections_are_transient() {
         assert_no_token(&err);
 
         // The same channel works again once the server does.
-        ch.send(&alert()).await.expect("next send goes through");
+        bounded(ch.send(&alert()))
+            .await
+            .expect("next send goes through");
         assert_eq!(fake.delivered().len(), 1);
     }
 }
@@ -361,10 +374,10 @@ async fn a_hanging_server_times_out_as_transient() {
 async fn a_dropped_fake_refuses_connections() {
     let fake = FakeTelegram::start().await;
     let ch = channel(&cfg(&fake));
-    ch.send(&alert()).await.unwrap();
+    bounded(ch.send(&alert())).await.unwrap();
     drop(fake);
 
-    let err = ch.send(&alert()).await.unwrap_err();
+    let err = bounded(ch.send(&alert())).await.unwrap_err();
 
     assert!(matches!(err, SendError::Transient(_)), "{err:?}");
     assert_no_token(&err);
@@ -381,7 +394,7 @@ async fn names_with_markup_characters_are_escaped_and_accepted() {
         ..alert()
     };
 
-    ch.send(&a).await.expect("accepted as HTML");
+    bounded(ch.send(&a)).await.expect("accepted as HTML");
 
     // One request: the fake parses HTML strictly and would have refused bad markup.
     assert_eq!(fake.requests().len(), 1);
@@ -410,7 +423,7 @@ async fn a_5000_character_body_arrives_cut_to_the_limit() {
     };
     assert_eq!(a.body.as_ref().unwrap().chars().count(), 5000);
 
-    ch.send(&a).await.expect("delivered");
+    bounded(ch.send(&a)).await.expect("delivered");
 
     assert_eq!(fake.requests().len(), 1, "one message, not split");
     let delivered = fake.delivered();
@@ -448,7 +461,10 @@ async fn get_me_returns_the_bot_username() {
     assert_no_token(&err);
 
     fake.push(Reply::Hang);
-    assert!(matches!(ch.get_me().await, Err(SendError::Transient(_))));
+    let hung = tokio::time::timeout(TIMEOUT * 5, ch.get_me())
+        .await
+        .expect("getMe gives up by itself");
+    assert!(matches!(hung, Err(SendError::Transient(_))), "{hung:?}");
 }
 
 #[tokio::test]

@@ -328,7 +328,7 @@ impl TelegramChannel {
     }
 
     fn transport_error(&self, method: &str, e: reqwest::Error) -> Failure {
-        let e = e;
+        let e = e.without_url();
         let text = if e.is_timeout() {
             format!(
                 "{method}: no answer within {:?} (timed out)",
@@ -617,12 +617,11 @@ fn render(alert: &Alert, markup: Markup) -> String {
     // A part longer than the whole limit can never be shown whole: pre-cut it so each
     // attempt below renders a bounded text, however large the alert.
     for (i, original) in originals.iter().enumerate() {
-        if let Some(original) = original
-            && totals[i] > MAX_TEXT_LEN
-        {
+        if let Some(original) = original.filter(|_| totals[i] > MAX_TEXT_LEN) {
             parts.shown[i] = Some(cut(original, MAX_TEXT_LEN, totals[i]));
         }
     }
+
     let fits =
         |parts: &Parts| message_len(&layout(alert.severity, &when, parts, markup)) <= MAX_TEXT_LEN;
     for part in CUT_ORDER {
@@ -696,14 +695,14 @@ mod tests {
         let mut rest = html;
         while let Some(pos) = rest.find(['<', '&']) {
             let tail = &rest[pos..];
-            if tail.starts_with('&') {
+            if let Some(after) = tail.strip_prefix('&') {
                 assert!(
-                    ["&amp;", "&lt;", "&gt;", "&quot;"]
+                    ["amp;", "lt;", "gt;", "quot;"]
                         .iter()
-                        .any(|e| tail.starts_with(e)),
+                        .any(|e| after.starts_with(e)),
                     "bare & in {html:?}"
                 );
-                rest = &tail[1..];
+                rest = after;
                 continue;
             }
             let end = tail.find('>').expect("unclosed tag");

@@ -1,7 +1,8 @@
 //! Fake Telegram Bot API on loopback, speaking the wire format of the reference
 //! (`/work/shared/reference/telegram`): `POST|GET /bot<TOKEN>/<method>`, answers
-//! `{"ok":true,"result":…}` or `{"ok":false,"error_code":…,"description":…[,"parameters":…]}`
-//! with the HTTP status equal to `error_code`, and the exact descriptions from the reference.
+//! `{"ok":true,"result":…}` or
+//! `{"ok":false,"error_code":…,"description":…[,"parameters":…]}` with the HTTP status equal
+//! to `error_code`, and the exact descriptions from the reference.
 //!
 //! Replies are scripted: a FIFO queue ([`FakeTelegram::push`]) consumed one per request (any
 //! method), then a default ([`FakeTelegram::set_default`], initially [`Reply::Ok`]).
@@ -380,7 +381,9 @@ fn answer_ok(state: &mut FakeState, method: &str, params: &Value) -> (Reply, Opt
     };
     let mut message = json!({
         "message_id": message_id,
-        "from": { "id": BOT_ID, "is_bot": true, "first_name": "opswatch", "username": BOT_USERNAME },
+        "from": {
+            "id": BOT_ID, "is_bot": true, "first_name": "opswatch", "username": BOT_USERNAME
+        },
         "chat": { "id": chat_id, "type": chat_type },
         "date": date,
         "text": visible,
