@@ -252,6 +252,10 @@ async fn warnings_inside_a_silence_wait_for_the_first_digest_after_it() {
     let fake = FakeTelegram::start().await;
     let until = chrono::Utc::now() + chrono::Duration::seconds(14);
     let until_text = until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    // The config names whole seconds: compare with what it says.
+    let until = chrono::DateTime::parse_from_rfc3339(&until_text)
+        .unwrap()
+        .with_timezone(&chrono::Utc);
     let cfg = write(
         dir.path(),
         "opswatch.toml",
