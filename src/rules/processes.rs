@@ -56,25 +56,8 @@ pub async fn evaluate_pm2(app: &AppState, apps: &[Pm2App], now: i64) -> anyhow::
         .await?
         .is_some_and(|c| c.level != "ok")
     {
-        apply(
-            app,
-            Assessment {
-                key: "pm2:daemon".to_owned(),
-                source: "pm2".to_owned(),
-                kind: "pm2",
-                level: Level::Ok,
-                value: 0.0,
-                unit: "",
-                title: "PM2 cannot be read".to_owned(),
-                value_text: format!("{} apps listed", apps.len()),
-                threshold_text: String::new(),
-                hint: String::new(),
-                body: None,
-                resolved_title: "PM2 answers again".to_owned(),
-            },
-            now,
-        )
-        .await?;
+        let listed = format!("{} apps listed", apps.len());
+        pm2_daemon(app, Level::Ok, listed, String::new(), now).await?;
     }
     for a in apps {
         // Starting up or between restarts is not "down"; a crash loop catches it if it lasts.
@@ -130,17 +113,28 @@ pub async fn evaluate_pm2_unreachable(
                 .to_owned()
         }
     };
+    pm2_daemon(app, Level::Critical, error.to_string(), hint, now).await
+}
+
+/// The `pm2:daemon` condition: whether PM2 itself answers.
+async fn pm2_daemon(
+    app: &AppState,
+    level: Level,
+    value_text: String,
+    hint: String,
+    now: i64,
+) -> anyhow::Result<()> {
     apply(
         app,
         Assessment {
             key: "pm2:daemon".to_owned(),
             source: "pm2".to_owned(),
             kind: "pm2",
-            level: Level::Critical,
-            value: 1.0,
+            level,
+            value: if level == Level::Ok { 0.0 } else { 1.0 },
             unit: "",
             title: "PM2 cannot be read".to_owned(),
-            value_text: error.to_string(),
+            value_text,
             threshold_text: "critical when PM2 does not answer".to_owned(),
             hint,
             body: None,
