@@ -3,10 +3,16 @@
 use std::process::ExitCode;
 
 use crate::alert::{Alert, Severity};
+use std::time::Duration;
+
 use crate::checks::http::HttpProbe;
+use crate::checks::pm2;
+use crate::checks::system::SystemSampler;
 use crate::config::Config;
+use crate::config::SystemConfig;
 use crate::notify::Channel;
 use crate::notify::telegram::DEFAULT_REQUEST_TIMEOUT;
+use crate::rules::condition::{Level, Limits};
 use crate::store::now_ms;
 
 /// `opswatch alert test`: one test alert through every configured channel, reported per
@@ -62,7 +68,16 @@ pub async fn alert_test(config: &Config) -> ExitCode {
     }
 }
 
-/// `opswatch check`: every check once, a table, exit 1 if anything is failing.
+/// One line of the `opswatch check` table.
+struct Row {
+    name: String,
+    kind: &'static str,
+    level: Level,
+    detail: String,
+}
+
+/// `opswatch check`: every check once (HTTP endpoints, host thresholds, PM2 apps), a table,
+/// exit 1 if anything is critical. Nothing is stored and nothing is sent.
 pub async fn check(config: &Config) -> ExitCode {
     let mut probes = Vec::new();
     for cfg in &config.http {
@@ -81,25 +96,158 @@ pub async fn check(config: &Config) -> ExitCode {
     }
     let mut results: Vec<_> = running.join_all().await;
     results.sort_by_key(|(i, _)| *i);
-    let results = results.into_iter().map(|(_, r)| r);
-    let mut critical = false;
+    let mut rows: Vec<Row> = probes
+        .iter()
+        .zip(results.into_iter().map(|(_, r)| r))
+        .map(|(probe, r)| Row {
+            name: probe.name().to_owned(),
+            kind: "http",
+            level: if r.ok { Level::Ok } else { Level::Critical },
+            detail: match (&r.error, r.status_code) {
+                (Some(e), _) => e.clone(),
+                (None, Some(code)) => {
+                    format!("HTTP {code} in {} ms", r.latency_ms.unwrap_or_default())
+                }
+                (None, None) => String::new(),
+            },
+        })
+        .collect();
+    if config.system.enabled {
+        rows.extend(host_rows(&config.system).await);
+    }
+    if config.pm2.enabled.unwrap_or_else(pm2::pm2_on_path) {
+        rows.extend(pm2_rows(config).await);
+    }
+
     println!("{:<24} {:<8} {:<6} DETAIL", "CHECK", "KIND", "STATE");
-    for (probe, r) in probes.iter().zip(results) {
-        critical |= !r.ok;
-        let detail = match (&r.error, r.status_code) {
-            (Some(e), _) => e.clone(),
-            (None, Some(code)) => format!("HTTP {code} in {} ms", r.latency_ms.unwrap_or_default()),
-            (None, None) => String::new(),
+    for r in &rows {
+        let state = match r.level {
+            Level::Ok => "ok",
+            Level::Warning => "WARN",
+            Level::Critical => "FAIL",
         };
-        let state = if r.ok { "ok" } else { "FAIL" };
-        println!("{:<24} {:<8} {:<6} {detail}", probe.name(), "http", state);
+        println!("{:<24} {:<8} {:<6} {}", r.name, r.kind, state, r.detail);
     }
-    if probes.is_empty() {
-        println!("(no checks configured)");
-    }
-    if critical {
+    if rows.iter().any(|r| r.level == Level::Critical) {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// Host thresholds on one sample (no sustain window: this is a look, not a rule).
+async fn host_rows(cfg: &SystemConfig) -> Vec<Row> {
+    let sampled = tokio::task::spawn_blocking(|| SystemSampler::new().sample()).await;
+    let snapshot = match sampled {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            return vec![row(
+                "host",
+                "system",
+                Level::Critical,
+                format!("cannot sample: {e:#}"),
+            )];
+        }
+        Err(e) => {
+            return vec![row(
+                "host",
+                "system",
+                Level::Critical,
+                format!("cannot sample: {e}"),
+            )];
+        }
+    };
+    let level = |value: f64, warn: f64, crit: f64| {
+        Limits {
+            warn: Some(warn),
+            crit: Some(crit),
+            hysteresis_pct: 0.0,
+        }
+        .next(Level::Ok, value, value)
+    };
+    let mut rows = Vec::new();
+    for m in &snapshot.mounts {
+        let over = cfg.mounts.get(&m.mount);
+        if over.is_some_and(|o| o.ignore) {
+            continue;
+        }
+        let warn = over.and_then(|o| o.disk_warn).unwrap_or(cfg.disk_warn);
+        let crit = over.and_then(|o| o.disk_crit).unwrap_or(cfg.disk_crit);
+        rows.push(row(
+            &format!("disk {}", m.mount),
+            "system",
+            level(m.used_pct, warn, crit),
+            format!("{:.0} % used (warn {warn}, crit {crit})", m.used_pct),
+        ));
+    }
+    let mem = snapshot.memory.used_pct;
+    rows.push(row(
+        "memory",
+        "system",
+        level(mem, cfg.memory_warn, cfg.memory_crit),
+        format!("{mem:.1} % used"),
+    ));
+    match &snapshot.swap {
+        Some(swap) => rows.push(row(
+            "swap",
+            "system",
+            level(swap.used_pct, cfg.swap_warn, cfg.swap_crit),
+            format!("{:.1} % used", swap.used_pct),
+        )),
+        None => rows.push(row(
+            "swap",
+            "system",
+            Level::Ok,
+            "no swap on this host".to_owned(),
+        )),
+    }
+    let scale = if cfg.load_per_core {
+        snapshot.cpus.max(1) as f64
+    } else {
+        1.0
+    };
+    let load = snapshot.load.five;
+    rows.push(row(
+        "load",
+        "system",
+        level(load, cfg.load_warn * scale, cfg.load_crit * scale),
+        format!("{load:.2} (5 min), {} cores", snapshot.cpus),
+    ));
+    rows
+}
+
+async fn pm2_rows(config: &Config) -> Vec<Row> {
+    let asked = config.pm2.enabled == Some(true) || config.pm2.home.is_some();
+    match pm2::poll(config.pm2.home.as_deref(), Duration::from_secs(20)).await {
+        Ok(apps) => apps
+            .iter()
+            .map(|a| {
+                let down = matches!(
+                    a.status.as_str(),
+                    "stopped" | "errored" | "one-launch-status"
+                );
+                row(
+                    &format!("pm2:{}", a.name),
+                    "pm2",
+                    if down { Level::Critical } else { Level::Ok },
+                    format!("{}, {} restarts", a.status, a.restarts),
+                )
+            })
+            .collect(),
+        Err(e) => vec![row(
+            "pm2",
+            "pm2",
+            if asked { Level::Critical } else { Level::Ok },
+            e.to_string(),
+        )],
+    }
+}
+
+fn row(name: &str, kind: &'static str, level: Level, detail: String) -> Row {
+    Row {
+        name: name.to_owned(),
+        kind,
+        level,
+        detail,
     }
 }
