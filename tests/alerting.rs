@@ -569,6 +569,12 @@ async fn check_prints_a_table_and_exits_1_when_something_fails() {
             .any(|l| l.starts_with("api") && l.contains(" ok ")),
         "{stdout}"
     );
+    for host_line in ["memory", "load", "disk /"] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(host_line)),
+            "no {host_line} line: {stdout}"
+        );
+    }
     target.set_status(500);
     let out = run(dir.path().to_owned(), path).await.unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
