@@ -20,8 +20,10 @@ use crate::store::now_ms;
 pub type JobFuture = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
 pub type JobFn = Arc<dyn Fn(AppState) -> JobFuture + Send + Sync>;
 
-/// How many jobs may run at the same moment; the rest wait their turn.
-const MAX_CONCURRENT_JOBS: usize = 16;
+/// How many jobs may run at the same moment; the rest wait their turn. Probes mostly wait on
+/// the network, so this is generous: a handful of hanging targets (each holding a slot until
+/// its timeout) must never delay the others.
+const MAX_CONCURRENT_JOBS: usize = 256;
 
 /// When a job runs.
 #[derive(Clone, Debug)]

@@ -1,0 +1,98 @@
+//! The router driven in-process with `oneshot`, on a real SQLite store: what a client sees
+//! before the background tasks have run, and how bad requests are answered.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt as _;
+use serde_json::Value;
+use tower::ServiceExt as _;
+
+use opswatch::app::AppState;
+use opswatch::config::Config;
+use opswatch::store::Store;
+
+async fn app(config_text: &str) -> (AppState, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::from_toml(&dir.path().join("o.toml"), config_text).unwrap();
+    let store = Store::open(&format!("sqlite://{}/o.db", dir.path().display()))
+        .await
+        .unwrap();
+    (AppState::new(config, store), dir)
+}
+
+async fn call(app: &AppState, method: &str, uri: &str, auth: Option<&str>) -> (StatusCode, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(token) = auth {
+        req = req.header("authorization", format!("Bearer {token}"));
+    }
+    let res = opswatch::web::router(app.clone())
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = res.status();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn health_is_503_until_the_store_was_probed_and_the_scheduler_ticked() {
+    let (app, _dir) = app("").await;
+    let (status, body) = call(&app, "GET", "/health", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["reasons"][0], "store: not probed yet");
+    assert_eq!(body["reasons"][1], "scheduler: heartbeat stalled");
+
+    let now = opswatch::store::now_ms();
+    app.store.probe(now).await.unwrap();
+    app.health.record_store_ok(now);
+    app.health.record_heartbeat(now);
+    let (status, body) = call(&app, "GET", "/health", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "ok");
+}
+
+#[tokio::test]
+async fn api_errors_are_json_with_a_4xx_and_tokens_are_enforced() {
+    let (app, _dir) = app("[[auth.tokens]]\nname = \"r\"\ntoken = \"reader-token-123\"\n").await;
+    let (status, body) = call(&app, "GET", "/api/v1/checks", None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+    );
+    let (status, _) = call(&app, "GET", "/api/v1/checks", Some("nope")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = call(&app, "GET", "/api/v1/checks", Some("reader-token-123")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["checks"], Value::Array(Vec::new()));
+    let (status, body) = call(&app, "POST", "/api/v1/silences", Some("reader-token-123")).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+    for uri in [
+        "/api/v1/alerts?limit=-1",
+        "/api/v1/alerts?since=tomorrow-ish",
+        "/api/v1/metrics/load?range=2d",
+    ] {
+        let (status, body) = call(&app, "GET", uri, Some("reader-token-123")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+        assert_eq!(body["error"]["code"], "bad_request", "{uri}");
+    }
+    let (status, body) = call(
+        &app,
+        "GET",
+        "/api/v1/checks/ghost/results",
+        Some("reader-token-123"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    // /health and /metrics never need a token.
+    let (status, _) = call(&app, "GET", "/metrics", None).await;
+    assert_eq!(status, StatusCode::OK);
+}
