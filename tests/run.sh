@@ -60,6 +60,8 @@ setup_pm2() {
 
 setup_postgres
 setup_pm2
+# The HTTPS check tests run a real TLS server (openssl s_server).
+command -v openssl >/dev/null || apt_install openssl
 
 say "cargo fmt --check"
 cargo fmt --all -- --check
