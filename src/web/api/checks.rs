@@ -53,12 +53,22 @@ fn view(app: &AppState, row: CheckRow) -> CheckView {
     }
 }
 
+/// A check removed from the config keeps its history but is no longer shown as current:
+/// otherwise one removed while down would keep the status red forever.
+fn configured(app: &AppState, row: &CheckRow) -> bool {
+    match row.kind.as_str() {
+        "http" => app.config.http.iter().any(|h| h.name == row.name),
+        _ => true,
+    }
+}
+
 pub async fn status(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
     let checks: Vec<CheckView> = app
         .store
         .list_checks()
         .await?
         .into_iter()
+        .filter(|c| configured(&app, c))
         .map(|c| view(&app, c))
         .collect();
     let down = checks.iter().filter(|c| c.state == "down").count();
@@ -77,6 +87,7 @@ pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> 
         .list_checks()
         .await?
         .into_iter()
+        .filter(|c| configured(&app, c))
         .map(|c| view(&app, c))
         .collect();
     Ok(Json(json!({ "checks": checks })))
