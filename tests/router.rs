@@ -96,3 +96,42 @@ async fn api_errors_are_json_with_a_4xx_and_tokens_are_enforced() {
     let (status, _) = call(&app, "GET", "/metrics", None).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_check_removed_from_the_config_no_longer_shows_as_current() {
+    let (app, _dir) = app("[[http]]\nname = \"kept\"\nurl = \"http://127.0.0.1:9/\"\n").await;
+    app.store.ensure_check("kept", "http").await.unwrap();
+    let removed = app.store.ensure_check("removed", "http").await.unwrap();
+    // It was down when the operator removed it.
+    let mut down = removed.clone();
+    down.state = "down".to_owned();
+    let result = opswatch::store::ResultRow {
+        at_ms: 1,
+        ok: false,
+        latency_ms: None,
+        status_code: None,
+        error_kind: Some("connect".to_owned()),
+        error: Some("refused".to_owned()),
+        cert_expires_ms: None,
+    };
+    app.store
+        .record_check_outcome(
+            &down,
+            &result,
+            &opswatch::store::IncidentChange::None,
+            None,
+            &[],
+        )
+        .await
+        .unwrap();
+    let (status, body) = call(&app, "GET", "/api/v1/status", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "ok", "{body}");
+    let names: Vec<&str> = body["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["kept"]);
+}
