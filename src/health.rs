@@ -9,15 +9,15 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 /// How often the store is probed with a real write.
-pub const STORE_PROBE_EVERY: Duration = Duration::from_secs(2);
+pub const STORE_PROBE_EVERY: Duration = Duration::from_secs(5);
 /// A probe slower than this counts as a failure.
 pub const STORE_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 /// With no successful probe for this long the store counts as down even if no probe failed
 /// (a probe stuck on a lock never reports).
-const STORE_STALE_AFTER_MS: i64 = 10_000;
+const STORE_STALE_AFTER_MS: i64 = 20_000;
 /// How often the scheduler proves it is alive.
-pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
-const SCHEDULER_STALE_AFTER_MS: i64 = 10_000;
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+const SCHEDULER_STALE_AFTER_MS: i64 = 30_000;
 
 #[derive(Debug)]
 pub struct Health {
@@ -180,9 +180,9 @@ mod tests {
         let r = h.report(1_500);
         assert_eq!(r.status, "unavailable");
         assert_eq!(r.reasons, vec!["store: disk I/O error"]);
-        h.record_store_ok(20_000);
+        h.record_store_ok(40_000);
         assert_eq!(
-            h.report(20_500).reasons,
+            h.report(40_500).reasons,
             vec!["scheduler: heartbeat stalled"]
         );
     }
