@@ -36,46 +36,6 @@ RAW="$ROOT/bench/out/spine-$STAMP.txt"
 BENCH_TMP=$(mktemp -d /tmp/opswatch-spine.XXXXXX)
 declare -A R=()
 
-# rec KEY VALUE: keep a figure and append it to the raw file.
-rec() {
-    R[$1]=$2
-    printf '%s=%s\n' "$1" "$2" >>"$RAW"
-}
-# rec_kv: rec every key=value line read from stdin. Never at the end of a pipeline (that
-# would run in a subshell and lose R); feed it with rec_cmd.
-rec_kv() {
-    local line
-    while IFS= read -r line; do
-        if [[ $line == *=* ]]; then rec "${line%%=*}" "${line#*=}"; fi
-    done
-}
-# rec_cmd PREFIX CMD [ARG...]: run CMD (failing the script if it fails) and rec each key=value
-# line of its output with PREFIX in front of the key.
-rec_cmd() {
-    local prefix=$1 out
-    shift
-    out=$("$@")
-    rec_kv < <(sed "s/^/$prefix/" <<<"$out")
-}
-# raw_section TITLE FILE: append a file verbatim to the raw output.
-raw_section() {
-    {
-        printf '\n----- %s -----\n' "$1"
-        cat "$2"
-        printf -- '----- end %s -----\n\n' "$1"
-    } >>"$RAW"
-}
-kib_to_mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
-bytes_to_mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
-# verdict le|ge VALUE TARGET
-verdict() {
-    awk -v op="$1" -v v="$2" -v t="$3" 'BEGIN {
-        if (v == "" || v == "n/a") { print "n/a"; exit }
-        ok = (op == "le") ? (v + 0 <= t + 0) : (v + 0 >= t + 0)
-        print ok ? "PASS" : "MISS"
-    }'
-}
-
 # ---------------------------------------------------------------- peers, build, machine
 ensure_peers
 log "building the release binary (may wait on cargo's lock)"

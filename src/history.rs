@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::app::AppState;
 use crate::config::HistoryConfig;
 use crate::store::rollups::{
-    FIVE_MINUTES_MS, HOUR_MS, ReclaimReport, RetentionCutoffs, RetentionReport,
+    DAY_MS, FIVE_MINUTES_MS, HOUR_MS, ReclaimReport, RetentionCutoffs, RetentionReport,
 };
 use crate::store::{Store, now_ms};
 
@@ -36,6 +36,8 @@ const CHECK_GRACE_MS: i64 = 300_000;
 const STEP_5M_MS: i64 = 6 * HOUR_MS;
 /// Most time one hourly roll-up transaction aggregates.
 const STEP_1H_MS: i64 = 24 * HOUR_MS;
+/// Most time one daily check roll-up transaction sums.
+const STEP_1D_MS: i64 = 30 * DAY_MS;
 /// Rows per delete statement.
 pub const RETENTION_BATCH_ROWS: i64 = 5_000;
 /// Pages per `incremental_vacuum` step (4 KiB each).
@@ -49,8 +51,11 @@ pub struct RollupReport {
     pub buckets_5m: u64,
     pub buckets_1h: u64,
     pub check_buckets_1h: u64,
+    pub check_buckets_1d: u64,
     /// Transactions.
     pub steps: u64,
+    /// The longest of them, ms: the longest a writer waited because of the roll-up.
+    pub longest_step_ms: u64,
     pub elapsed_ms: u64,
 }
 
@@ -86,7 +91,11 @@ pub async fn roll_up(store: &Store, now_ms: i64) -> anyhow::Result<RollupReport>
     if let Some(mut from) = start {
         while from < closed {
             let to = (from + STEP_5M_MS).min(closed);
+            let step = Instant::now();
             report.buckets_5m += store.roll_up_samples_5m(from, to).await?;
+            report.longest_step_ms = report
+                .longest_step_ms
+                .max(step.elapsed().as_millis() as u64);
             report.steps += 1;
             c5m = Some(to);
             from = to;
@@ -106,7 +115,11 @@ pub async fn roll_up(store: &Store, now_ms: i64) -> anyhow::Result<RollupReport>
         };
         while from < closed {
             let to = (from + STEP_1H_MS).min(closed);
+            let step = Instant::now();
             report.buckets_1h += store.roll_up_samples_hourly(from, to).await?;
+            report.longest_step_ms = report
+                .longest_step_ms
+                .max(step.elapsed().as_millis() as u64);
             report.steps += 1;
             from = to;
             tokio::task::yield_now().await;
@@ -122,10 +135,39 @@ pub async fn roll_up(store: &Store, now_ms: i64) -> anyhow::Result<RollupReport>
             .await?
             .map(|t| align_down(t, HOUR_MS)),
     };
+    let mut c1h = cursors.checks_1h;
     if let Some(mut from) = start {
         while from < closed {
             let to = (from + STEP_1H_MS).min(closed);
+            let step = Instant::now();
             report.check_buckets_1h += store.roll_up_checks_hourly(from, to).await?;
+            report.longest_step_ms = report
+                .longest_step_ms
+                .max(step.elapsed().as_millis() as u64);
+            report.steps += 1;
+            c1h = Some(to);
+            from = to;
+            tokio::task::yield_now().await;
+        }
+    }
+
+    // Hourly check buckets → daily sums, up to the last whole day the hourly tier has.
+    if let Some(c1h) = c1h {
+        let closed = align_down(c1h, DAY_MS);
+        let mut from = match cursors.checks_1d {
+            Some(c) => c,
+            None => store
+                .oldest_check_rollup_ms()
+                .await?
+                .map_or(closed, |t| align_down(t, DAY_MS)),
+        };
+        while from < closed {
+            let to = (from + STEP_1D_MS).min(closed);
+            let step = Instant::now();
+            report.check_buckets_1d += store.roll_up_checks_daily(from, to).await?;
+            report.longest_step_ms = report
+                .longest_step_ms
+                .max(step.elapsed().as_millis() as u64);
             report.steps += 1;
             from = to;
             tokio::task::yield_now().await;
@@ -149,7 +191,8 @@ pub async fn cutoffs(
         five_minute_ms: not_after(c.samples_1h, now_ms - cfg.five_minute.as_millis_i64()),
         hourly_ms: now_ms - cfg.hourly.as_millis_i64(),
         raw_checks_ms: not_after(c.checks_1h, now_ms - cfg.raw.as_millis_i64()),
-        check_hourly_ms: now_ms - cfg.hourly.as_millis_i64(),
+        check_hourly_ms: not_after(c.checks_1d, now_ms - cfg.hourly.as_millis_i64()),
+        check_daily_ms: now_ms - cfg.hourly.as_millis_i64(),
     })
 }
 

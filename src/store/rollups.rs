@@ -5,7 +5,7 @@
 //! |---|---|---|---|
 //! | raw | `samples` | `check_results` | `raw` (7 d) |
 //! | 5-minute | `sample_rollups`, `width_ms` 300000 | — | `five_minute` (90 d) |
-//! | hourly | `sample_rollups`, `width_ms` 3600000 | `check_rollups` | `hourly` (2 y) |
+//! | hourly | `sample_rollups`, `width_ms` 3600000 | `check_rollups`, `width_ms` 3600000 (and daily sums, 86400000) | `hourly` (2 y) |
 //!
 //! A bucket holds min, max, average and count, so a chart drawn from it keeps its spikes and a
 //! coarser bucket is computed exactly from finer ones (count-weighted average).
@@ -21,10 +21,13 @@
 //!   pages do not fragment. The price: `f32` keeps about 7 significant digits (a 500 GB disk's
 //!   free bytes to within 64 KiB), a count above 65535 per bucket saturates (only at more than
 //!   18 samples per second), and buckets are read and re-bucketed in Rust rather than in SQL.
-//! - **Check results roll up into the hourly tier only**, one row per check and hour: total,
+//! - **Check results roll up by the hour (no 5-minute tier)**, one row per check and hour: total,
 //!   failures, and for successful results the latency count, sum, min, max and a histogram.
 //!   A check runs every few seconds to minutes, so a 5-minute tier would be nearly as large as
-//!   the raw rows; the raw rows (kept `raw`) serve ranges up to that period exactly.
+//!   the raw rows; the raw rows (kept `raw`) serve ranges up to that period exactly. The hours
+//!   are also summed per day (same table, `width_ms` 86400000, same retention) so that a
+//!   summary over a year merges 365 histograms rather than 8760; charts read the hours,
+//!   grouped into points in SQL.
 //! - **Latency percentiles are exact within the raw period, approximate beyond.** A range the
 //!   raw results still cover is computed from them (nearest rank). Beyond, from the hourly
 //!   histograms: log-scale bins four per doubling (bin `i` holds `(2^((i-1)/4), 2^(i/4)]` ms,
@@ -32,20 +35,22 @@
 //!   interpolated inside its bin (bins are 19 % wide) and clamped to the exact min and max.
 //!   Uptime, min, max and average are exact in both cases.
 //! - **Incremental, never a rescan.** Each tier has a cursor in `cursors` ([`CURSOR_SAMPLES_5M`],
-//!   [`CURSOR_SAMPLES_1H`], [`CURSOR_CHECKS_1H`]): everything before it is rolled up. A step
-//!   aggregates only closed buckets in `[cursor, to)` (raw → 5-minute with `GROUP BY`, 5-minute →
-//!   hourly, raw → hourly for checks) and writes them and the new cursor in one transaction, so
-//!   a crash repeats at most one step, and repeating is harmless: buckets are recomputed from
-//!   their source, never added to. On PostgreSQL a step holds an advisory lock, so several
-//!   processes sharing one database never interleave their writes to a chunk.
+//!   [`CURSOR_SAMPLES_1H`], [`CURSOR_CHECKS_1H`], [`CURSOR_CHECKS_1D`]): everything before it
+//!   is rolled up. A step aggregates only closed buckets in `[cursor, to)` (raw → 5-minute
+//!   with `GROUP BY`, 5-minute → hourly; for checks raw → hourly → daily), reading its source
+//!   with one primary-key range seek per series or check, and writes them and the new cursor in
+//!   one transaction, so a crash repeats at most one step, and repeating is harmless: buckets
+//!   are recomputed from their source, never added to. On PostgreSQL a step holds an advisory
+//!   lock, so several processes sharing one database never interleave their writes to a chunk.
 //! - **Retention never deletes what the next tier has not got yet** (raw is cut at the
-//!   5-minute cursor at the latest, 5-minute buckets at the hourly cursor), deletes in batches
+//!   5-minute cursor at the latest, 5-minute buckets at the hourly cursor, hourly check buckets
+//!   at the daily one), deletes in batches
 //!   of bounded size per series or check (each its own short transaction, so the writer is
 //!   never held long), and is exact per bucket: a bucket goes once all of it is older than its
 //!   period (a packed row that straddles the cutoff has its old buckets emptied).
 //! - **Chart queries** aim at [`MAX_POINTS`] points: the target bucket width is the range
 //!   divided by 499; the tier read is the coarsest whose bucket is at most half that width
-//!   (raw up to about 2 days, 5-minute up to about 41 days, hourly beyond: 1 h, 6 h, 24 h →
+//!   (raw up to 3.5 days, 5-minute up to 41 days, hourly beyond: 1 h, 6 h, 24 h →
 //!   raw; 7 d, 30 d → 5-minute; 90 d, 1 y → hourly), unless it does not reach back to the start
 //!   of the range while a coarser one does (shorter retentions). The part after the tier's
 //!   cursor comes from the finer tiers, so the right edge is always current. Points are
@@ -56,10 +61,11 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{Backend, MAX_POINTS, Point, ResultRow, Store, now_ms, on_reader, on_writer};
+use super::{Backend, MAX_POINTS, Point, Pool, ResultRow, Store, now_ms, on_reader, on_writer};
 
 pub const FIVE_MINUTES_MS: i64 = 300_000;
 pub const HOUR_MS: i64 = 3_600_000;
+pub const DAY_MS: i64 = 86_400_000;
 /// Buckets per `sample_rollups` row.
 pub const CHUNK_SLOTS: i64 = 64;
 const SLOT_BYTES: usize = 14;
@@ -71,6 +77,8 @@ pub const CURSOR_SAMPLES_5M: &str = "rollup:samples:5m";
 pub const CURSOR_SAMPLES_1H: &str = "rollup:samples:1h";
 /// Check results before this are in the hourly check tier.
 pub const CURSOR_CHECKS_1H: &str = "rollup:checks:1h";
+/// Hourly check buckets before this are summed into daily ones.
+pub const CURSOR_CHECKS_1D: &str = "rollup:checks:1d";
 
 /// Advisory lock key (PostgreSQL) serialising roll-up steps across processes.
 const ROLLUP_LOCK_KEY: i64 = 0x6f70_7377_6174_6368;
@@ -149,6 +157,7 @@ pub struct RollupCursors {
     pub samples_5m: Option<i64>,
     pub samples_1h: Option<i64>,
     pub checks_1h: Option<i64>,
+    pub checks_1d: Option<i64>,
 }
 
 /// A series over a range, ready to chart.
@@ -223,6 +232,7 @@ pub struct RetentionCutoffs {
     pub hourly_ms: i64,
     pub raw_checks_ms: i64,
     pub check_hourly_ms: i64,
+    pub check_daily_ms: i64,
 }
 
 /// What one retention run deleted.
@@ -240,38 +250,49 @@ pub struct RetentionReport {
     pub longest_batch_ms: u64,
 }
 
-/// What one space-reclaiming run did (SQLite).
+/// What one space-reclaiming run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ReclaimReport {
+    /// SQLite: pages handed back to the file system.
     pub pages_freed: i64,
+    /// SQLite: `incremental_vacuum` steps; PostgreSQL: 1 for the `VACUUM`.
     pub steps: u64,
     pub longest_step_ms: u64,
-    /// Free pages left in the file (more than `max_steps` allowed).
+    /// SQLite: free pages left in the file (more than `max_steps` allowed).
     pub free_pages_left: i64,
-    /// False when the file was not created with incremental auto-vacuum (nothing is done).
+    /// SQLite: false when the file was not created with incremental auto-vacuum (nothing is
+    /// done then).
     pub incremental: bool,
 }
 
 // ---------------------------------------------------------------------------------------------
 // The hot queries, written once for both dialects.
 
-const SQL_CURSORS: &str = "SELECT name, value FROM cursors WHERE name IN ('rollup:samples:5m', 'rollup:samples:1h', 'rollup:checks:1h')";
+const SQL_CURSORS: &str = "SELECT name, value FROM cursors WHERE name IN \
+     ('rollup:samples:5m', 'rollup:samples:1h', 'rollup:checks:1h', 'rollup:checks:1d')";
 const SQL_SET_CURSOR: &str = "INSERT INTO cursors (name, value, updated_ms) VALUES ($1, $2, $3) \
      ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms";
 const SQL_GET_CURSOR: &str = "SELECT value FROM cursors WHERE name = $1";
 
-/// Raw → 5-minute: one range seek per series (the join drives the primary key).
+/// Raw → 5-minute: one range seek per series. `CROSS JOIN` makes SQLite loop over the small
+/// table and seek the big one by its primary key (an inner join let it scan every sample);
+/// PostgreSQL plans it as any inner join.
 pub const SQL_ROLLUP_RAW: &str = "SELECT x.series_id, MIN(x.at_ms), MIN(x.value), MAX(x.value), SUM(x.value), COUNT(*) \
-     FROM series s JOIN samples x ON x.series_id = s.id \
-     WHERE x.at_ms >= $1 AND x.at_ms < $2 GROUP BY x.series_id, x.at_ms / $3";
+     FROM series s CROSS JOIN samples x \
+     WHERE x.series_id = s.id AND x.at_ms >= $1 AND x.at_ms < $2 GROUP BY x.series_id, x.at_ms / $3";
 /// 5-minute → hourly: the packed rows overlapping the step, one range seek per series.
 pub const SQL_ROLLUP_CHUNKS: &str = "SELECT r.series_id, r.chunk_ms, r.slots \
-     FROM series s JOIN sample_rollups r ON r.series_id = s.id \
-     WHERE r.width_ms = $1 AND r.chunk_ms >= $2 AND r.chunk_ms < $3";
+     FROM series s CROSS JOIN sample_rollups r \
+     WHERE r.series_id = s.id AND r.width_ms = $1 AND r.chunk_ms >= $2 AND r.chunk_ms < $3";
 /// Raw check results → hourly, one range seek per check.
 pub const SQL_ROLLUP_CHECKS: &str = "SELECT r.check_id, r.at_ms, r.ok, r.latency_ms \
-     FROM checks c JOIN check_results r ON r.check_id = c.id \
-     WHERE r.at_ms >= $1 AND r.at_ms < $2";
+     FROM checks c CROSS JOIN check_results r \
+     WHERE r.check_id = c.id AND r.at_ms >= $1 AND r.at_ms < $2";
+/// Hourly check buckets → daily, one range seek per check.
+pub const SQL_ROLLUP_CHECK_DAYS: &str = "SELECT r.check_id, r.bucket_ms, r.total, r.failures, r.latency_n, \
+     r.latency_sum, r.latency_min, r.latency_max, r.latency_hist \
+     FROM checks c CROSS JOIN check_rollups r \
+     WHERE r.check_id = c.id AND r.width_ms = $1 AND r.bucket_ms >= $2 AND r.bucket_ms < $3";
 const SQL_GET_CHUNK: &str =
     "SELECT slots FROM sample_rollups WHERE series_id = $1 AND width_ms = $2 AND chunk_ms = $3";
 const SQL_PUT_CHUNK: &str = "INSERT INTO sample_rollups (series_id, width_ms, chunk_ms, slots) VALUES ($1, $2, $3, $4) \
@@ -286,6 +307,14 @@ const SQL_PUT_CHECK_ROLLUP: &str = "INSERT INTO check_rollups \
 /// Chart from raw samples, grouped into epoch-aligned buckets of `$4` ms.
 pub const SQL_CHART_RAW: &str = "SELECT MIN(at_ms), MIN(value), MAX(value), SUM(value), COUNT(*) FROM samples \
      WHERE series_id = $1 AND at_ms >= $2 AND at_ms < $3 GROUP BY at_ms / $4 ORDER BY 1";
+/// A counter's growth inside a raw range (a drop is a reset: the new value counts from zero).
+pub const SQL_RAW_COUNTER: &str = "SELECT SUM(CASE WHEN d IS NULL THEN 0.0 WHEN d >= 0 THEN d ELSE value END) \
+     FROM (SELECT value, value - LAG(value) OVER (ORDER BY at_ms) AS d FROM samples \
+     WHERE series_id = $1 AND at_ms >= $2 AND at_ms < $3) t";
+const SQL_RAW_FIRST: &str = "SELECT value FROM samples \
+     WHERE series_id = $1 AND at_ms >= $2 AND at_ms < $3 ORDER BY at_ms LIMIT 1";
+const SQL_RAW_LAST: &str = "SELECT value FROM samples \
+     WHERE series_id = $1 AND at_ms >= $2 AND at_ms < $3 ORDER BY at_ms DESC LIMIT 1";
 const SQL_RAW_POINTS: &str = "SELECT at_ms, value FROM samples \
      WHERE series_id = $1 AND at_ms >= $2 AND at_ms < $3 ORDER BY at_ms";
 /// Chart from a tier: the packed rows of one series in a range.
@@ -304,7 +333,13 @@ pub const SQL_CHECK_CHART_RAW: &str = "SELECT MIN(at_ms), COUNT(*), SUM(CASE WHE
 /// Check summary from raw results (percentiles need every latency).
 pub const SQL_CHECK_RAW: &str =
     "SELECT ok, latency_ms FROM check_results WHERE check_id = $1 AND at_ms >= $2 AND at_ms < $3";
-/// Check chart and summary from the hourly tier.
+/// Check chart from the hourly tier, grouped into points in SQL.
+pub const SQL_CHECK_TIER_CHART: &str = "SELECT MIN(bucket_ms), CAST(SUM(total) AS BIGINT), \
+     CAST(SUM(failures) AS BIGINT), CAST(SUM(latency_n) AS BIGINT), CAST(SUM(latency_sum) AS BIGINT), \
+     MIN(latency_min), MAX(latency_max) FROM check_rollups \
+     WHERE check_id = $1 AND width_ms = $2 AND bucket_ms >= $3 AND bucket_ms < $4 \
+     GROUP BY bucket_ms / $5 ORDER BY 1";
+/// Check summary from the hourly or daily tier.
 pub const SQL_CHECK_TIER: &str = "SELECT bucket_ms, total, failures, latency_n, latency_sum, latency_min, latency_max, \
      latency_hist FROM check_rollups WHERE check_id = $1 AND width_ms = $2 AND bucket_ms >= $3 AND bucket_ms < $4 \
      ORDER BY bucket_ms";
@@ -454,17 +489,29 @@ fn point_width(span_ms: i64, tier: Tier) -> i64 {
 /// Increase of a counter over time-ordered buckets; a drop is a reset (counted from zero).
 /// Exact on raw samples; on roll-ups a reset inside one bucket counts its level before the
 /// reset as restarts.
-fn counter_increase_of(buckets: &[Bucket]) -> f64 {
-    let mut total = 0.0;
-    let mut prev_max: Option<f64> = None;
-    for b in buckets {
-        if let Some(p) = prev_max {
-            total += if b.min >= p { b.min - p } else { b.min };
+#[derive(Debug, Default)]
+struct CounterWalk {
+    total: f64,
+    prev_max: Option<f64>,
+}
+
+impl CounterWalk {
+    fn bucket(&mut self, min: f64, max: f64) {
+        if let Some(p) = self.prev_max {
+            self.total += if min >= p { min - p } else { min };
         }
-        total += b.max - b.min;
-        prev_max = Some(b.max);
+        self.total += max - min;
+        self.prev_max = Some(max);
     }
-    total
+}
+
+#[cfg(test)]
+fn counter_increase_of(buckets: &[Bucket]) -> f64 {
+    let mut walk = CounterWalk::default();
+    for b in buckets {
+        walk.bucket(b.min, b.max);
+    }
+    walk.total
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -606,8 +653,33 @@ impl CheckAgg {
 }
 
 type CheckTierRow = (i64, i64, i64, i64, i64, Option<i64>, Option<i64>, Vec<u8>);
+type CheckRawRow = (i64, i64, i64, i64, i64, Option<i64>, Option<i64>);
+/// A check id and an hourly row, as the daily roll-up reads them.
+type CheckDayRow = (
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Vec<u8>,
+);
 
 fn check_agg_of(row: &CheckTierRow) -> CheckAgg {
+    CheckAgg {
+        at_ms: row.0,
+        total: row.1,
+        failures: row.2,
+        latency_n: row.3,
+        latency_sum: row.4,
+        latency_min: row.5,
+        latency_max: row.6,
+    }
+}
+
+fn check_agg_of_raw(row: &CheckRawRow) -> CheckAgg {
     CheckAgg {
         at_ms: row.0,
         total: row.1,
@@ -639,6 +711,7 @@ impl Store {
                 CURSOR_SAMPLES_5M => c.samples_5m = v,
                 CURSOR_SAMPLES_1H => c.samples_1h = v,
                 CURSOR_CHECKS_1H => c.checks_1h = v,
+                CURSOR_CHECKS_1D => c.checks_1d = v,
                 _ => {}
             }
         }
@@ -894,6 +967,99 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The earliest hourly check bucket (where a first daily roll-up starts).
+    pub async fn oldest_check_rollup_ms(&self) -> anyhow::Result<Option<i64>> {
+        Ok(on_reader!(self, |pool| sqlx::query_scalar(
+            "SELECT MIN((SELECT MIN(r.bucket_ms) FROM check_rollups r \
+             WHERE r.check_id = c.id AND r.width_ms = $1)) FROM checks c"
+        )
+        .bind(HOUR_MS)
+        .fetch_one(pool)
+        .await)?)
+    }
+
+    /// Sums the hourly check buckets of `[from, to)` (whole days) into daily ones (what long
+    /// summaries read: 365 rows a year instead of 8760) and moves their cursor to `to`.
+    pub async fn roll_up_checks_daily(&self, from_ms: i64, to_ms: i64) -> anyhow::Result<u64> {
+        let pg = self.backend() == Backend::Postgres;
+        let now = now_ms();
+        let written = on_writer!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            if pg {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(ROLLUP_LOCK_KEY)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let cursor: Option<String> = sqlx::query_scalar(SQL_GET_CURSOR)
+                .bind(CURSOR_CHECKS_1D)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if cursor
+                .as_deref()
+                .and_then(parse_cursor)
+                .is_some_and(|c| c >= to_ms)
+            {
+                tx.commit().await?;
+                return Ok(0);
+            }
+            let rows: Vec<(i64, CheckTierRow)> = sqlx::query_as(SQL_ROLLUP_CHECK_DAYS)
+                .bind(HOUR_MS)
+                .bind(from_ms)
+                .bind(to_ms)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(|r: CheckDayRow| (r.0, (r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8)))
+                .collect();
+            let mut days: BTreeMap<(i64, i64), (CheckAgg, Histogram)> = BTreeMap::new();
+            for (check, row) in &rows {
+                let at_ms = align_down(row.0, DAY_MS);
+                let (agg, hist) = days.entry((*check, at_ms)).or_insert_with(|| {
+                    (
+                        CheckAgg {
+                            at_ms,
+                            ..CheckAgg::default()
+                        },
+                        Histogram::default(),
+                    )
+                });
+                agg.merge(&CheckAgg {
+                    at_ms,
+                    ..check_agg_of(row)
+                });
+                hist.add_encoded(&row.7);
+            }
+            let n = days.len() as u64;
+            for ((check, at_ms), (agg, hist)) in days {
+                sqlx::query(SQL_PUT_CHECK_ROLLUP)
+                    .bind(check)
+                    .bind(DAY_MS)
+                    .bind(at_ms)
+                    .bind(agg.total)
+                    .bind(agg.failures)
+                    .bind(agg.latency_n)
+                    .bind(agg.latency_sum)
+                    .bind(agg.latency_min)
+                    .bind(agg.latency_max)
+                    .bind(hist.encode())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query(SQL_SET_CURSOR)
+                .bind(CURSOR_CHECKS_1D)
+                .bind(to_ms.to_string())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(n)
+        })?;
+        Ok(written)
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Chart queries.
 
@@ -942,10 +1108,44 @@ impl Store {
         let tier = self
             .covering_tier(id, preferred_tier(until_ms - since_ms), since_ms)
             .await?;
-        let buckets = self
-            .series_buckets(id, tier, since_ms, until_ms, None)
-            .await?;
-        Ok((!buckets.is_empty()).then(|| counter_increase_of(&buckets)))
+        let mut walk = CounterWalk::default();
+        for (t, from, to) in self.segments(tier, since_ms, until_ms).await? {
+            if t != Tier::Raw {
+                for b in self.tier_buckets(id, t, from, to).await? {
+                    walk.bucket(b.min, b.max);
+                }
+                continue;
+            }
+            // Raw: the increase inside the segment is summed in SQL; only its ends come back.
+            let (within, first, last): (Option<f64>, Option<f64>, Option<f64>) =
+                on_reader!(self, |pool| {
+                    let within = sqlx::query_scalar(SQL_RAW_COUNTER)
+                        .bind(id)
+                        .bind(from)
+                        .bind(to)
+                        .fetch_one(pool)
+                        .await?;
+                    let first = sqlx::query_scalar(SQL_RAW_FIRST)
+                        .bind(id)
+                        .bind(from)
+                        .bind(to)
+                        .fetch_optional(pool)
+                        .await?;
+                    let last = sqlx::query_scalar(SQL_RAW_LAST)
+                        .bind(id)
+                        .bind(from)
+                        .bind(to)
+                        .fetch_optional(pool)
+                        .await?;
+                    Ok::<_, sqlx::Error>((within, first, last))
+                })?;
+            if let (Some(first), Some(last)) = (first, last) {
+                walk.bucket(first, first);
+                walk.total += within.unwrap_or(0.0);
+                walk.prev_max = Some(last);
+            }
+        }
+        Ok(walk.prev_max.is_some().then_some(walk.total))
     }
 
     /// Restarts per PM2 process and systemd unit over `[since, until)`, from their stored
@@ -1038,6 +1238,24 @@ impl Store {
         until_ms: i64,
         raw_group_ms: Option<i64>,
     ) -> anyhow::Result<Vec<Bucket>> {
+        let mut out = Vec::new();
+        for (t, from, to) in self.segments(tier, since_ms, until_ms).await? {
+            match t {
+                Tier::Raw => out.extend(self.raw_buckets(id, from, to, raw_group_ms).await?),
+                t => out.extend(self.tier_buckets(id, t, from, to).await?),
+            }
+        }
+        Ok(out)
+    }
+
+    /// `[since, until)` split by source, oldest first: `tier` up to its cursor, the finer
+    /// tiers up to theirs, raw for the rest.
+    async fn segments(
+        &self,
+        tier: Tier,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> anyhow::Result<Vec<(Tier, i64, i64)>> {
         let cursors = if tier == Tier::Raw {
             RollupCursors::default()
         } else {
@@ -1057,12 +1275,12 @@ impl Store {
                 continue;
             };
             if to > from {
-                out.extend(self.tier_buckets(id, t, from, to).await?);
+                out.push((t, from, to));
                 from = to;
             }
         }
         if from < until_ms {
-            out.extend(self.raw_buckets(id, from, until_ms, raw_group_ms).await?);
+            out.push((Tier::Raw, from, until_ms));
         }
         Ok(out)
     }
@@ -1162,29 +1380,23 @@ impl Store {
         })
     }
 
-    /// Hourly rows of `[since, cursor)` when `tier` is hourly, and where raw takes over.
-    async fn check_tier_rows(
+    async fn check_rows(
         &self,
         check_id: i64,
-        tier: Tier,
-        since_ms: i64,
-        until_ms: i64,
-    ) -> anyhow::Result<(Vec<CheckTierRow>, i64)> {
-        if tier == Tier::Raw {
-            return Ok((Vec::new(), since_ms));
+        width_ms: i64,
+        from: i64,
+        to: i64,
+    ) -> anyhow::Result<Vec<CheckTierRow>> {
+        if from >= to {
+            return Ok(Vec::new());
         }
-        let Some(cursor) = self.rollup_cursors().await?.checks_1h else {
-            return Ok((Vec::new(), since_ms));
-        };
-        let to = cursor.clamp(since_ms, until_ms);
-        let rows: Vec<CheckTierRow> = on_reader!(self, |pool| sqlx::query_as(SQL_CHECK_TIER)
+        Ok(on_reader!(self, |pool| sqlx::query_as(SQL_CHECK_TIER)
             .bind(check_id)
-            .bind(HOUR_MS)
-            .bind(since_ms)
+            .bind(width_ms)
+            .bind(from)
             .bind(to)
             .fetch_all(pool)
-            .await)?;
-        Ok((rows, to))
+            .await)?)
     }
 
     /// Check `check_id` over `[since, until)` as at most [`MAX_POINTS`] points.
@@ -1197,12 +1409,28 @@ impl Store {
         let span = (until_ms - since_ms).max(1);
         let tier = self.check_tier(check_id, since_ms).await?;
         let width = point_width(span, tier);
-        let (rows, raw_from) = self
-            .check_tier_rows(check_id, tier, since_ms, until_ms)
-            .await?;
-        let mut aggs: Vec<CheckAgg> = rows.iter().map(check_agg_of).collect();
+        let mut aggs: Vec<CheckAgg> = Vec::new();
+        let mut raw_from = since_ms;
+        let cursor = match tier {
+            Tier::Raw => None,
+            _ => self.rollup_cursors().await?.checks_1h,
+        };
+        if let Some(cursor) = cursor {
+            let to = cursor.clamp(since_ms, until_ms);
+            let rows: Vec<CheckRawRow> =
+                on_reader!(self, |pool| sqlx::query_as(SQL_CHECK_TIER_CHART)
+                    .bind(check_id)
+                    .bind(HOUR_MS)
+                    .bind(since_ms)
+                    .bind(to)
+                    .bind(width)
+                    .fetch_all(pool)
+                    .await)?;
+            aggs.extend(rows.iter().map(check_agg_of_raw));
+            raw_from = to;
+        }
         if raw_from < until_ms {
-            let raw: Vec<(i64, i64, i64, i64, i64, Option<i64>, Option<i64>)> =
+            let raw: Vec<CheckRawRow> =
                 on_reader!(self, |pool| sqlx::query_as(SQL_CHECK_CHART_RAW)
                     .bind(check_id)
                     .bind(raw_from)
@@ -1210,15 +1438,7 @@ impl Store {
                     .bind(width)
                     .fetch_all(pool)
                     .await)?;
-            aggs.extend(raw.into_iter().map(|r| CheckAgg {
-                at_ms: r.0,
-                total: r.1,
-                failures: r.2,
-                latency_n: r.3,
-                latency_sum: r.4,
-                latency_min: r.5,
-                latency_max: r.6,
-            }));
+            aggs.extend(raw.iter().map(check_agg_of_raw));
         }
         let mut merged: Vec<(i64, CheckAgg)> = Vec::new();
         for a in aggs {
@@ -1243,9 +1463,31 @@ impl Store {
         until_ms: i64,
     ) -> anyhow::Result<CheckSummary> {
         let tier = self.check_tier(check_id, since_ms).await?;
-        let (rows, raw_from) = self
-            .check_tier_rows(check_id, tier, since_ms, until_ms)
-            .await?;
+        // Hourly buckets up to the hourly cursor, whole days in between from the daily sums.
+        let mut rows = Vec::new();
+        let mut raw_from = since_ms;
+        let cursors = match tier {
+            Tier::Raw => RollupCursors::default(),
+            _ => self.rollup_cursors().await?,
+        };
+        if let Some(c1h) = cursors.checks_1h {
+            let to = c1h.clamp(since_ms, until_ms);
+            let day_from = align_down(since_ms + DAY_MS - 1, DAY_MS);
+            let day_to = cursors
+                .checks_1d
+                .map_or(day_from, |c| c.min(align_down(to, DAY_MS)));
+            if day_from < day_to {
+                rows.extend(
+                    self.check_rows(check_id, HOUR_MS, since_ms, day_from)
+                        .await?,
+                );
+                rows.extend(self.check_rows(check_id, DAY_MS, day_from, day_to).await?);
+                rows.extend(self.check_rows(check_id, HOUR_MS, day_to, to).await?);
+            } else {
+                rows.extend(self.check_rows(check_id, HOUR_MS, since_ms, to).await?);
+            }
+            raw_from = to;
+        }
         let mut agg = CheckAgg::default();
         let mut hist = Histogram::default();
         for row in &rows {
@@ -1516,34 +1758,48 @@ impl Store {
         let n = tally(&mut report, done);
         report.check_results = n;
 
-        let rollups = Trimmed {
-            table: "check_rollups",
-            owner: "check_id",
-            time: "bucket_ms",
-            width_ms: Some(HOUR_MS),
-        };
-        let before = cut
-            .check_hourly_ms
-            .saturating_sub(HOUR_MS)
-            .saturating_add(1);
-        let done = self
-            .delete_in_batches(&rollups, &checks, before, batch)
-            .await?;
-        let n = tally(&mut report, done);
-        report.check_rollups = n;
+        for (width, cutoff) in [(HOUR_MS, cut.check_hourly_ms), (DAY_MS, cut.check_daily_ms)] {
+            let rollups = Trimmed {
+                table: "check_rollups",
+                owner: "check_id",
+                time: "bucket_ms",
+                width_ms: Some(width),
+            };
+            let before = cutoff.saturating_sub(width).saturating_add(1);
+            let done = self
+                .delete_in_batches(&rollups, &checks, before, batch)
+                .await?;
+            let n = tally(&mut report, done);
+            report.check_rollups += n;
+        }
         Ok(report)
     }
 
     /// SQLite: hands free pages back to the file system, `pages_per_step` at a time (each step
     /// a short write), at most `max_steps` steps; then a passive checkpoint so the file
-    /// shrinks. PostgreSQL: nothing (autovacuum makes deleted rows' space reusable).
+    /// shrinks. PostgreSQL: a plain `VACUUM (ANALYZE)` of the history tables, so the space of
+    /// the rows just deleted (and of the packed rows' old versions) is reused at once rather
+    /// than whenever autovacuum gets to it, and the planner knows the tables' sizes. A plain
+    /// `VACUUM` takes no lock that blocks reads or writes; `VACUUM FULL` is never run.
     pub async fn reclaim_space(
         &self,
         pages_per_step: i64,
         max_steps: u64,
     ) -> anyhow::Result<ReclaimReport> {
         let mut report = ReclaimReport::default();
-        if self.backend() != Backend::Sqlite {
+        if let Pool::Postgres(pool) = &self.pool {
+            let started = std::time::Instant::now();
+            // Simple protocol: VACUUM may not run inside a transaction, implicit or not.
+            // `series` and `checks` too: they change too little for autoanalyze ever to look at
+            // them, and without their row counts the planner scans every sample in a roll-up
+            // instead of seeking each series.
+            sqlx::raw_sql(
+                "VACUUM (ANALYZE) series, checks, samples, sample_rollups, check_results, check_rollups",
+            )
+                .execute(pool)
+                .await?;
+            report.steps = 1;
+            report.longest_step_ms = started.elapsed().as_millis() as u64;
             return Ok(report);
         }
         let mode: i64 = on_writer!(self, |pool| sqlx::query_scalar("PRAGMA auto_vacuum")
@@ -1700,6 +1956,11 @@ impl Store {
                 vec![series_id, HOUR_MS, now_ms - year, now_ms],
             ),
             (
+                "restart counter, raw (24 h)",
+                SQL_RAW_COUNTER,
+                vec![series_id, now_ms - day, now_ms],
+            ),
+            (
                 "oldest raw sample of a series",
                 SQL_OLDEST_RAW,
                 vec![series_id],
@@ -1730,9 +1991,19 @@ impl Store {
                 vec![check_id, now_ms - 7 * day, now_ms],
             ),
             (
-                "check chart and summary, hourly (1 y)",
+                "check chart, hourly (1 y)",
+                SQL_CHECK_TIER_CHART,
+                vec![check_id, HOUR_MS, now_ms - year, now_ms, 64_800_000],
+            ),
+            (
+                "check summary, daily (1 y)",
                 SQL_CHECK_TIER,
-                vec![check_id, HOUR_MS, now_ms - year, now_ms],
+                vec![check_id, DAY_MS, now_ms - year, now_ms],
+            ),
+            (
+                "roll-up checks hourly -> daily",
+                SQL_ROLLUP_CHECK_DAYS,
+                vec![HOUR_MS, now_ms - DAY_MS, now_ms],
             ),
             (
                 "retention: batch boundary",

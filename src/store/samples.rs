@@ -11,7 +11,7 @@ pub const MAX_POINTS: i64 = 500;
 
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct Point {
-    /// Start of the bucket (or the sample time when not bucketed), unix ms.
+    /// Time of the earliest sample or roll-up bucket in the point, unix ms.
     pub at_ms: i64,
     pub avg: f64,
     pub min: f64,
@@ -46,30 +46,20 @@ impl Store {
         Ok(id)
     }
 
-    /// Stores one sample of several series at `at_ms`, in one transaction.
+    /// Stores one sample of several series at `at_ms`, in one transaction and one statement
+    /// (a name given twice keeps its last value; non-finite values are skipped).
     pub async fn record_samples(&self, at_ms: i64, values: &[(String, f64)]) -> anyhow::Result<()> {
-        let mut ids = Vec::with_capacity(values.len());
+        let mut by_id = std::collections::BTreeMap::new();
         for (name, value) in values {
             if value.is_finite() {
-                ids.push((self.series_id(name).await?, *value));
+                by_id.insert(self.series_id(name).await?, *value);
             }
         }
-        on_writer!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            for (id, value) in &ids {
-                sqlx::query(
-                    "INSERT INTO samples (series_id, at_ms, value) VALUES ($1, $2, $3) \
-                     ON CONFLICT (series_id, at_ms) DO UPDATE SET value = excluded.value",
-                )
-                .bind(*id)
-                .bind(at_ms)
-                .bind(*value)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await
-        })?;
-        Ok(())
+        if by_id.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<(i64, i64, f64)> = by_id.into_iter().map(|(id, v)| (id, at_ms, v)).collect();
+        self.import_samples(&rows).await
     }
 
     /// Series names starting with `prefix` (e.g. every `disk.used_pct:` mount).
@@ -91,7 +81,7 @@ impl Store {
 
     /// Points of `name` in `[since, until)`, oldest first, at most [`MAX_POINTS`], each keeping
     /// the min and max of what it stands for. Long ranges are read from the roll-up tiers (see
-    /// [`Store::chart_series`] and `rollups.rs`); up to about two days from the raw samples.
+    /// [`Store::chart_series`] and `rollups.rs`); up to 3.5 days from the raw samples.
     /// A point's `at_ms` is its earliest sample or roll-up bucket.
     pub async fn query_series(
         &self,
