@@ -250,7 +250,7 @@ async fn the_silence_api_creates_lists_and_expires_with_tokens_and_scopes() {
 async fn warnings_inside_a_silence_wait_for_the_first_digest_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeTelegram::start().await;
-    let until = chrono::Utc::now() + chrono::Duration::seconds(14);
+    let until = chrono::Utc::now() + chrono::Duration::seconds(20);
     let until_text = until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     // The config names whole seconds: compare with what it says.
     let until = chrono::DateTime::parse_from_rfc3339(&until_text)
@@ -302,6 +302,7 @@ comment = "disk migration"
         .and_then(|rest| rest.split('×').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(1);
-    assert!(seen >= 4, "the warnings of the window were dropped: {text}");
+    // At most two evaluations (one a second) fall between the end and the next 2 s digest.
+    assert!(seen >= 3, "the warnings of the window were dropped: {text}");
     drop(app);
 }

@@ -1,5 +1,6 @@
 //! Process rules for PM2 apps and systemd units:
-//! - stopped / errored (failed, inactive): CRITICAL, RESOLVED when it runs again;
+//! - stopped / errored (failed, inactive) on two polls in a row: CRITICAL, RESOLVED when it
+//!   runs again;
 //! - crash loop: the restart counter grew by more than [`CRASH_LOOP_RESTARTS`] within
 //!   [`CRASH_LOOP_WINDOW_MS`] (from stored samples: PM2's counter only grows): CRITICAL;
 //! - restarted within the last hour: WARNING, into the digest.
@@ -10,6 +11,8 @@ use crate::checks::systemd::UnitStatus;
 
 use super::condition::{Assessment, Level, Limits, apply};
 
+/// Polls in a row that must see a process down before it is CRITICAL.
+pub const STATUS_DOWN_POLLS: f64 = 2.0;
 pub const CRASH_LOOP_RESTARTS: f64 = 5.0;
 pub const CRASH_LOOP_WINDOW_MS: i64 = 5 * 60_000;
 const RESTART_WARNING_WINDOW_MS: i64 = 3_600_000;
@@ -178,15 +181,31 @@ pub async fn evaluate_systemd(
 }
 
 async fn evaluate(app: &AppState, p: &Process<'_>, id: &str, now: i64) -> anyhow::Result<()> {
-    let down = Level::Critical;
+    // Down only when seen down on two polls in a row: a crash-looping app is caught between
+    // its exit and PM2's restart now and then, and that is the crash loop's alert, not this.
+    let key = format!("{}:{id}:status", p.kind);
+    let previous = app.store.find_condition(&key).await?;
+    let was = previous
+        .as_ref()
+        .map_or(Level::Ok, |c| Level::parse(&c.level));
+    let down_polls = if p.running {
+        0.0
+    } else {
+        previous.as_ref().and_then(|c| c.value).unwrap_or(0.0) + 1.0
+    };
+    let level = match (p.running, down_polls >= STATUS_DOWN_POLLS) {
+        (true, _) => Level::Ok,
+        (false, true) => Level::Critical,
+        (false, false) => was,
+    };
     apply(
         app,
         Assessment {
-            key: format!("{}:{id}:status", p.kind),
+            key,
             source: p.source.clone(),
             kind: p.kind,
-            level: if p.running { Level::Ok } else { down },
-            value: if p.running { 0.0 } else { 1.0 },
+            level,
+            value: down_polls,
             unit: "",
             title: format!("{} {} is {}", p.kind, p.name, p.state),
             value_text: format!("status {}", p.state),
