@@ -389,13 +389,12 @@ async fn main() -> anyhow::Result<()> {
         names.len(),
         per_call * 1000.0 / names.len() as f64
     );
-    let mut check = checks[1].clone();
+    let check = checks[1].clone();
     let started = Instant::now();
     for i in 0..calls {
         let r = host.result(end + i * MIN, 1);
-        check.last_result_ms = Some(r.at_ms);
         store
-            .record_check_outcome(&check, &r, &IncidentChange::None, None, &[])
+            .record_check_outcome(&check, &check, &r, &IncidentChange::None, None, &[])
             .await?;
     }
     println!(

@@ -9,6 +9,7 @@ use crate::checks::system::{HostSnapshot, SystemSampler};
 use crate::checks::{pm2, systemd};
 use crate::live::Reading;
 use crate::metrics::CheckLabels;
+use crate::rules::http::CheckMemory;
 use crate::scheduler::{Job, Scheduler, Trigger};
 use crate::store::now_ms;
 
@@ -72,6 +73,7 @@ where
 
 fn http_check(probe: HttpProbe) -> Job {
     let probe = Arc::new(probe);
+    let memory = Arc::new(tokio::sync::Mutex::new(CheckMemory::default()));
     let every = probe.config.every.get();
     // The probe has its own timeout; this one only guards against the store hanging.
     let timeout = probe.config.timeout.get() + Duration::from_secs(30);
@@ -81,6 +83,7 @@ fn http_check(probe: HttpProbe) -> Job {
         timeout,
         move |app| {
             let probe = probe.clone();
+            let memory = memory.clone();
             async move {
                 let result = probe.probe().await;
                 app.metrics
@@ -90,7 +93,8 @@ fn http_check(probe: HttpProbe) -> Job {
                         kind: "http".to_owned(),
                     })
                     .observe(result.latency_ms.unwrap_or_default() as f64 / 1000.0);
-                crate::rules::http::process(&app, &probe, &result).await?;
+                let mut memory = memory.lock().await;
+                crate::rules::http::process(&app, &probe, &mut memory, &result).await?;
                 Ok(())
             }
         },

@@ -455,28 +455,32 @@ async fn the_read_api_answers_bad_input_with_json_4xx() {
     }
     assert!(started.elapsed() < WAIT);
 
-    let status: Value = reqwest::get(app.url("/api/v1/status"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = app.get_json("/api/v1/status").await;
     assert_eq!(status["status"], "ok", "{status}");
     assert_eq!(status["checks"][0]["name"], "api");
     assert_eq!(status["checks"][0]["state"], "up");
-    let checks: Value = reqwest::get(app.url("/api/v1/checks"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let checks = app.get_json("/api/v1/checks").await;
     assert_eq!(checks["checks"][0]["target"]["url"], target.url());
-    let results: Value = reqwest::get(app.url("/api/v1/checks/api/results?limit=1"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // Steady good probes write only their result; the check's last result time still follows.
+    wait_results(&app, "api", true, 3, 0).await;
+    let checks = app.get_json("/api/v1/checks").await;
+    let last = checks["checks"][0]["last_result_ms"].as_i64().unwrap();
+    let at_last = app
+        .get_json(&format!(
+            "/api/v1/checks/api/results?until={}&limit=1",
+            last + 1
+        ))
+        .await;
+    assert_eq!(at_last["results"][0]["at_ms"], last, "{checks} {at_last}");
+    // Probes run every second: at most one can have landed since the call above.
+    let newer = app
+        .get_json(&format!("/api/v1/checks/api/results?since={}", last + 1))
+        .await;
+    assert!(
+        newer["results"].as_array().unwrap().len() <= 1,
+        "last_result_ms lags behind the stored results: {checks} {newer}"
+    );
+    let results = app.get_json("/api/v1/checks/api/results?limit=1").await;
     assert_eq!(results["results"].as_array().unwrap().len(), 1);
     assert_eq!(results["results"][0]["status_code"], 200);
 }

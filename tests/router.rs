@@ -116,6 +116,7 @@ async fn a_check_removed_from_the_config_no_longer_shows_as_current() {
     };
     app.store
         .record_check_outcome(
+            &removed,
             &down,
             &result,
             &opswatch::store::IncidentChange::None,

@@ -2,6 +2,7 @@
 //! state, incidents or alerts.
 
 use std::error::Error as _;
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use crate::config::{HttpCheckConfig, HttpMethod};
@@ -45,22 +46,7 @@ pub struct HttpProbe {
 
 impl HttpProbe {
     pub fn new(config: HttpCheckConfig) -> anyhow::Result<Self> {
-        let redirects = if config.follow_redirects {
-            reqwest::redirect::Policy::limited(10)
-        } else {
-            reqwest::redirect::Policy::none()
-        };
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("opswatch/", env!("CARGO_PKG_VERSION")))
-            .redirect(redirects)
-            .danger_accept_invalid_certs(config.insecure)
-            // A fresh connection per probe: it measures the whole path (DNS, TCP, TLS) and
-            // sees the certificate the server presents now.
-            .pool_max_idle_per_host(0)
-            .tls_info(true)
-            .connect_timeout(config.timeout.get())
-            .build()
-            .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {}", e.without_url()))?;
+        let client = shared_client(config.insecure, config.follow_redirects)?;
         let body_regex = match &config.body_regex {
             Some(re) => Some(regex_lite::Regex::new(re)?),
             None => None,
@@ -172,6 +158,37 @@ impl HttpProbe {
             failure,
         })
     }
+}
+
+/// The client for probes with these settings, built on first use.
+///
+/// Probes share one client per TLS and redirect setting: a client carries its connector and
+/// TLS configuration with the root store, about 20 KiB, and one per check made 1,000 checks
+/// hold 21 MiB. Connections are not shared: the client keeps none idle, so every probe
+/// measures the whole path (DNS, TCP, TLS) and sees the certificate the server presents now.
+/// The probe's own timeout bounds the connect as well.
+fn shared_client(insecure: bool, follow_redirects: bool) -> anyhow::Result<reqwest::Client> {
+    static CLIENTS: Mutex<[Option<reqwest::Client>; 4]> = Mutex::new([const { None }; 4]);
+    let slot = usize::from(insecure) * 2 + usize::from(follow_redirects);
+    let mut clients = CLIENTS.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(client) = &clients[slot] {
+        return Ok(client.clone());
+    }
+    let redirects = if follow_redirects {
+        reqwest::redirect::Policy::limited(10)
+    } else {
+        reqwest::redirect::Policy::none()
+    };
+    let client = reqwest::Client::builder()
+        .user_agent(concat!("opswatch/", env!("CARGO_PKG_VERSION")))
+        .redirect(redirects)
+        .danger_accept_invalid_certs(insecure)
+        .pool_max_idle_per_host(0)
+        .tls_info(true)
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {}", e.without_url()))?;
+    clients[slot] = Some(client.clone());
+    Ok(client)
 }
 
 struct Exchange {

@@ -4,24 +4,40 @@ use crate::alert::Severity;
 use crate::app::AppState;
 use crate::checks::http::HttpProbe;
 use crate::config::{HttpCheckConfig, redact_url};
-use crate::store::{CheckRow, IncidentChange, NewAlert, ResultRow};
+use crate::store::{CheckRow, IncidentChange, IncidentRow, NewAlert, ResultRow};
 
 use super::human_duration;
 use super::silence::{Subject, is_silenced};
 use super::updown::{self, Event, Policy};
 
+/// A check's row and open incident as its job last wrote them.
+///
+/// The job is their only writer (a probe never overlaps itself; `opswatch check` stores
+/// nothing), so reading them back before every probe would cost two store round trips for
+/// nothing. Empty at start and after anything but a plain state update, and then read from
+/// the store: a restart or a failed write never acts on a guess.
+#[derive(Debug, Default)]
+pub struct CheckMemory(Option<(CheckRow, Option<IncidentRow>)>);
+
 /// Records `result` for `probe`'s check and raises whatever alert it calls for.
 pub async fn process(
     app: &AppState,
     probe: &HttpProbe,
+    memory: &mut CheckMemory,
     result: &ResultRow,
 ) -> anyhow::Result<Option<i64>> {
     let cfg = &probe.config;
-    let check = match app.store.find_check(&cfg.name).await? {
-        Some(c) => c,
-        None => app.store.ensure_check(&cfg.name, "http").await?,
+    let (check, incident) = match memory.0.take() {
+        Some(known) => known,
+        None => {
+            let check = match app.store.find_check(&cfg.name).await? {
+                Some(c) => c,
+                None => app.store.ensure_check(&cfg.name, "http").await?,
+            };
+            let incident = app.store.open_incident(check.id).await?;
+            (check, incident)
+        }
     };
-    let incident = app.store.open_incident(check.id).await?;
     let policy = Policy {
         failures: cfg.failures,
         remind_every_ms: cfg.remind_every.map(|d| d.as_millis_i64()),
@@ -69,6 +85,7 @@ pub async fn process(
     let alert_id = app
         .store
         .record_check_outcome(
+            &check,
             &decision.check,
             result,
             &decision.change,
@@ -76,6 +93,9 @@ pub async fn process(
             &app.channels,
         )
         .await?;
+    if decision.change == IncidentChange::None {
+        memory.0 = Some((decision.check.clone(), incident));
+    }
     let labels = crate::metrics::CheckLabels {
         check: cfg.name.clone(),
         kind: "http".to_owned(),

@@ -57,7 +57,6 @@ pub fn decide(
     let mut next = check.clone();
     next.last_result_ms = Some(now);
     if result.ok {
-        next.consecutive_successes += 1;
         next.consecutive_failures = 0;
         next.last_error = None;
         if next.state != "up" {
@@ -83,7 +82,6 @@ pub fn decide(
     }
 
     next.consecutive_failures += 1;
-    next.consecutive_successes = 0;
     next.last_error = result.error.clone();
     if let Some(incident) = incident {
         let since = incident.last_reminded_ms.unwrap_or(incident.opened_ms);
@@ -153,7 +151,6 @@ mod tests {
             kind: "http".into(),
             state: "unknown".into(),
             consecutive_failures: 0,
-            consecutive_successes: 0,
             last_result_ms: None,
             last_change_ms: None,
             last_error: None,

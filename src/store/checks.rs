@@ -13,7 +13,7 @@ pub struct CheckRow {
     /// `up`, `down` or `unknown`.
     pub state: String,
     pub consecutive_failures: i64,
-    pub consecutive_successes: i64,
+    /// Read from `check_results`; never written to the row.
     pub last_result_ms: Option<i64>,
     pub last_change_ms: Option<i64>,
     pub last_error: Option<String>,
@@ -43,10 +43,21 @@ pub struct IncidentRow {
     pub notified: bool,
 }
 
-const CHECK_COLUMNS: &str = "id, name, kind, state, consecutive_failures, consecutive_successes, \
-     last_result_ms, last_change_ms, last_error";
+const CHECK_COLUMNS: &str = "id, name, kind, state, consecutive_failures, \
+     (SELECT MAX(r.at_ms) FROM check_results r WHERE r.check_id = checks.id) AS last_result_ms, \
+     last_change_ms, last_error";
 const INCIDENT_COLUMNS: &str =
     "id, check_id, opened_ms, resolved_ms, cause, last_reminded_ms, reminders, notified";
+
+impl CheckRow {
+    /// Whether the stored row would change going from `self` to `next`.
+    fn same_stored_state(&self, next: &CheckRow) -> bool {
+        self.state == next.state
+            && self.consecutive_failures == next.consecutive_failures
+            && self.last_change_ms == next.last_change_ms
+            && self.last_error == next.last_error
+    }
+}
 
 impl Store {
     /// Makes sure a configured check has its row; returns it with the state it left off in.
@@ -118,6 +129,29 @@ impl Store {
     }
 }
 
+/// Inserts one check result through `$executor` (a pool or a transaction).
+macro_rules! insert_result {
+    ($executor:expr, $check_id:expr, $result:expr) => {{
+        let result: &ResultRow = $result;
+        sqlx::query(
+            "INSERT INTO check_results \
+             (check_id, at_ms, ok, latency_ms, status_code, error_kind, error, cert_expires_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        )
+        .bind($check_id)
+        .bind(result.at_ms)
+        .bind(result.ok)
+        .bind(result.latency_ms)
+        .bind(result.status_code)
+        .bind(&result.error_kind)
+        .bind(&result.error)
+        .bind(result.cert_expires_ms)
+        .execute($executor)
+        .await
+        .map(|_| ())
+    }};
+}
+
 /// What a check result does to the check's incident.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IncidentChange {
@@ -143,9 +177,14 @@ impl Store {
     /// raises, in one transaction: either all of it is recorded or none, so a crash can never
     /// leave a state change without its alert or an alert without its state change.
     ///
+    /// `previous` is the check as stored before this result. When nothing but the result is
+    /// new (the usual steady probe) the result is the only write: one statement, no
+    /// transaction.
+    ///
     /// Returns the id of the alert written to the outbox, if any.
     pub async fn record_check_outcome(
         &self,
+        previous: &CheckRow,
         check: &CheckRow,
         result: &ResultRow,
         change: &IncidentChange,
@@ -153,32 +192,19 @@ impl Store {
         channels: &[String],
     ) -> anyhow::Result<Option<i64>> {
         let now = result.at_ms;
+        if *change == IncidentChange::None && alert.is_none() && previous.same_stored_state(check) {
+            on_writer!(self, |pool| insert_result!(pool, check.id, result))?;
+            return Ok(None);
+        }
         let alert_id = on_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
+            insert_result!(&mut *tx, check.id, result)?;
             sqlx::query(
-                "INSERT INTO check_results \
-                 (check_id, at_ms, ok, latency_ms, status_code, error_kind, error, cert_expires_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-            )
-            .bind(check.id)
-            .bind(result.at_ms)
-            .bind(result.ok)
-            .bind(result.latency_ms)
-            .bind(result.status_code)
-            .bind(&result.error_kind)
-            .bind(&result.error)
-            .bind(result.cert_expires_ms)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "UPDATE checks SET state = $1, consecutive_failures = $2, \
-                 consecutive_successes = $3, last_result_ms = $4, last_change_ms = $5, \
-                 last_error = $6 WHERE id = $7",
+                "UPDATE checks SET state = $1, consecutive_failures = $2, last_change_ms = $3, \
+                 last_error = $4 WHERE id = $5",
             )
             .bind(&check.state)
             .bind(check.consecutive_failures)
-            .bind(check.consecutive_successes)
-            .bind(check.last_result_ms)
             .bind(check.last_change_ms)
             .bind(&check.last_error)
             .bind(check.id)

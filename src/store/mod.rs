@@ -148,7 +148,10 @@ impl Store {
             .clone()
             .create_if_missing(true)
             .auto_vacuum(SqliteAutoVacuum::Incremental);
+        // No ping before each acquire: a SQLite connection is a file handle with no far end
+        // to hang up, and the ping is a round trip to its worker thread per statement.
         let writer = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -157,6 +160,7 @@ impl Store {
             .await
             .with_context(|| format!("cannot open the SQLite store {}", path.display()))?;
         let reader = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(SQLITE_READERS)
             .min_connections(0)
             .acquire_timeout(ACQUIRE_TIMEOUT)

@@ -213,6 +213,16 @@ impl Opswatch {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// GETs `path` and returns its JSON body, whatever the status.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        reqwest::get(self.url(path))
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: not JSON: {e}"))
+    }
+
     pub fn log(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
