@@ -4,13 +4,14 @@
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::fake_telegram::{FakeTelegram, Reply};
 use support::target::Target;
-use support::{Opswatch, eventually, write};
+use support::{Opswatch, eventually, run_cli_async, sqlite_url, write_config};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -43,9 +44,27 @@ failures = 2
     )
 }
 
-fn start(dir: &Path, config_text: &str) -> Opswatch {
-    let path = write(dir, "opswatch.toml", config_text);
-    Opswatch::start(dir, &["--config", path.to_str().unwrap()])
+/// Check "api" on `target` with a SQLite store, its config written for the CLI verbs.
+struct Cli {
+    dir: PathBuf,
+    config: PathBuf,
+}
+
+impl Cli {
+    fn new(dir: &Path, target: &Target, fake: &FakeTelegram) -> Self {
+        let config = write_config(dir, &config(&sqlite_url(dir), target, fake, "api", ""));
+        Self {
+            dir: dir.to_owned(),
+            config,
+        }
+    }
+
+    /// `opswatch --config CONFIG ARGS`, off the runtime that serves the fakes.
+    async fn run(&self, args: &[&str]) -> Output {
+        let mut all = vec!["--config", self.config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        run_cli_async(&self.dir, &all).await
+    }
 }
 
 fn text(message: &Value) -> String {
@@ -110,7 +129,7 @@ async fn down_then_up_sends_exactly_one_critical_and_one_resolved_and_survives_a
         let fake = FakeTelegram::start().await;
         let target = Target::start().await;
         let cfg = config(&store_url, &target, &fake, "api", "");
-        let mut app = start(dir.path(), &cfg);
+        let mut app = Opswatch::start_with_config(dir.path(), &cfg);
         wait_results(&app, "api", true, 1, 0).await;
 
         let failing_since = now_ms();
@@ -145,7 +164,7 @@ async fn down_then_up_sends_exactly_one_critical_and_one_resolved_and_survives_a
 
         // Restart while down: state and incident come back from the store, nothing re-sent.
         assert!(app.terminate(Duration::from_secs(10)).success());
-        let app = start(dir.path(), &cfg);
+        let app = Opswatch::start_with_config(dir.path(), &cfg);
         wait_results(&app, "api", false, 2, now_ms()).await;
         assert_eq!(
             fake.delivered().len(),
@@ -172,12 +191,7 @@ async fn down_then_up_sends_exactly_one_critical_and_one_resolved_and_survives_a
         assert_eq!(fake.delivered().len(), 2);
 
         // The alert log shows both, each delivered on the telegram channel.
-        let log: Value = reqwest::get(app.url("/api/v1/alerts"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let log = app.get_json("/api/v1/alerts").await;
         let alerts = log["alerts"].as_array().unwrap();
         assert_eq!(alerts.len(), 2, "{log}");
         for a in alerts {
@@ -198,8 +212,8 @@ async fn telegram_429_is_waited_out_and_delivers_once() {
     fake.push(Reply::TooManyRequests { retry_after: 2 });
     let target = Target::start().await;
     target.set_status(500);
-    let store = format!("sqlite://{}/data/o.db", dir.path().display());
-    let app = start(dir.path(), &config(&store, &target, &fake, "api", ""));
+    let store = sqlite_url(dir.path());
+    let app = Opswatch::start_with_config(dir.path(), &config(&store, &target, &fake, "api", ""));
 
     let delivered = fake.wait_delivered(1, WAIT).await;
     let requests = fake.requests();
@@ -228,7 +242,8 @@ async fn telegram_down_for_a_while_delivers_once_afterwards() {
         fake.push(Reply::Close);
         let target = Target::start().await;
         target.set_status(502);
-        let app = start(dir.path(), &config(&store_url, &target, &fake, "api", ""));
+        let app =
+            Opswatch::start_with_config(dir.path(), &config(&store_url, &target, &fake, "api", ""));
         // 500, then a dropped connection, then success after the backoff (5 s, then 15 s).
         let delivered = fake.wait_delivered(1, Duration::from_secs(40)).await;
         assert_eq!(fake.requests().len(), 3, "{:#?}", fake.requests());
@@ -248,13 +263,13 @@ async fn kill_9_during_a_send_delivers_exactly_once_after_restart() {
         let target = Target::start().await;
         target.set_status(503);
         let cfg = config(&store_url, &target, &fake, "api", "");
-        let mut app = start(dir.path(), &cfg);
+        let mut app = Opswatch::start_with_config(dir.path(), &cfg);
         // The send is in flight (the fake holds it) when the process dies.
         fake.wait_requests(1, WAIT).await;
         app.kill_hard();
         assert!(fake.delivered().is_empty());
 
-        let app = start(dir.path(), &cfg);
+        let app = Opswatch::start_with_config(dir.path(), &cfg);
         // SQLite: leases of the dead process are freed at start; PostgreSQL: they expire (45 s).
         let delivered = fake.wait_delivered(1, Duration::from_secs(70)).await;
         assert!(text(&delivered[0]).contains("api is DOWN"));
@@ -273,10 +288,11 @@ async fn names_with_markup_are_escaped_and_long_texts_cut_cleanly() {
     let fake = FakeTelegram::start().await;
     let target = Target::start().await;
     target.set_status(503);
-    let store = format!("sqlite://{}/data/o.db", dir.path().display());
+    let store = sqlite_url(dir.path());
     let name = r#"api <b>&"prod"</b>"#;
     let hint = format!("hint = {:?}", "x".repeat(5_000));
-    let _app = start(dir.path(), &config(&store, &target, &fake, name, &hint));
+    let _app =
+        Opswatch::start_with_config(dir.path(), &config(&store, &target, &fake, name, &hint));
 
     let delivered = fake.wait_delivered(1, WAIT).await;
     let requests = fake.requests();
@@ -325,9 +341,10 @@ async fn slack_webhook_gets_the_same_alert_as_text() {
     let fake = FakeTelegram::start().await;
     let target = Target::start().await;
     target.set_status(503);
-    let store = format!("sqlite://{}/data/o.db", dir.path().display());
+    let store = sqlite_url(dir.path());
     let extra = format!("\n[[webhook]]\nname = \"ops\"\nurl = \"{hook}\"\nformat = \"slack\"\n");
-    let app = start(dir.path(), &config(&store, &target, &fake, "api", &extra));
+    let app =
+        Opswatch::start_with_config(dir.path(), &config(&store, &target, &fake, "api", &extra));
     let got = tokio::time::timeout(WAIT, rx.recv())
         .await
         .expect("webhook called")
@@ -338,12 +355,7 @@ async fn slack_webhook_gets_the_same_alert_as_text() {
         "{text}"
     );
     fake.wait_delivered(1, WAIT).await;
-    let log: Value = reqwest::get(app.url("/api/v1/alerts"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let log = app.get_json("/api/v1/alerts").await;
     let channels: Vec<&str> = log["alerts"][0]["deliveries"]
         .as_array()
         .unwrap()
@@ -364,8 +376,8 @@ async fn a_blocked_bot_marks_the_channel_unhealthy_and_keeps_the_alert_queued() 
     fake.set_default(Reply::Blocked);
     let target = Target::start().await;
     target.set_status(503);
-    let store = format!("sqlite://{}/data/o.db", dir.path().display());
-    let app = start(dir.path(), &config(&store, &target, &fake, "api", ""));
+    let store = sqlite_url(dir.path());
+    let app = Opswatch::start_with_config(dir.path(), &config(&store, &target, &fake, "api", ""));
     fake.wait_requests(1, WAIT).await;
     let health = eventually(WAIT, || async {
         let h: Value = reqwest::get(app.url("/health"))
@@ -400,12 +412,7 @@ async fn a_blocked_bot_marks_the_channel_unhealthy_and_keeps_the_alert_queued() 
         metrics.contains("opswatch_outbox_depth{channel=\"telegram\"} 1"),
         "{metrics}"
     );
-    let log: Value = reqwest::get(app.url("/api/v1/alerts"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let log = app.get_json("/api/v1/alerts").await;
     assert_eq!(
         log["alerts"][0]["deliveries"][0]["state"], "pending",
         "{log}"
@@ -417,8 +424,8 @@ async fn the_read_api_answers_bad_input_with_json_4xx() {
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeTelegram::start().await;
     let target = Target::start().await;
-    let store = format!("sqlite://{}/data/o.db", dir.path().display());
-    let app = start(dir.path(), &config(&store, &target, &fake, "api", ""));
+    let store = sqlite_url(dir.path());
+    let app = Opswatch::start_with_config(dir.path(), &config(&store, &target, &fake, "api", ""));
     wait_results(&app, "api", true, 1, 0).await;
     let started = Instant::now();
     for (path, status, code) in [
@@ -492,14 +499,14 @@ async fn a_hanging_target_never_delays_another_check_nor_health() {
     let slow = Target::start().await;
     slow.hang();
     let fast = Target::start().await;
-    let store = format!("sqlite://{}/data/o.db", dir.path().display());
+    let store = sqlite_url(dir.path());
     let extra = format!(
         "\n[[http]]\nname = \"fast\"\nurl = \"{}\"\nevery = \"1s\"\n",
         fast.url()
     );
     let mut cfg = config(&store, &slow, &fake, "slow", &extra);
     cfg = cfg.replace("timeout = \"2s\"", "timeout = \"30s\"");
-    let app = start(dir.path(), &cfg);
+    let app = Opswatch::start_with_config(dir.path(), &cfg);
     let t0 = now_ms();
     wait_results(&app, "fast", true, 4, t0).await;
     assert!(slow.hits() >= 1, "the slow target was never probed");
@@ -517,20 +524,8 @@ async fn alert_test_reports_per_channel_and_fails_when_one_fails() {
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeTelegram::start().await;
     let target = Target::start().await;
-    let store = format!("sqlite://{}/data/o.db", dir.path().display());
-    let path = write(
-        dir.path(),
-        "opswatch.toml",
-        &config(&store, &target, &fake, "api", ""),
-    );
-    let dir_path = dir.path().to_owned();
-    let run = move || {
-        let (dir, path) = (dir_path.clone(), path.clone());
-        tokio::task::spawn_blocking(move || {
-            support::run_cli(&dir, &["--config", path.to_str().unwrap(), "alert", "test"])
-        })
-    };
-    let out = run().await.unwrap();
+    let cli = Cli::new(dir.path(), &target, &fake);
+    let out = cli.run(&["alert", "test"]).await;
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -541,7 +536,7 @@ async fn alert_test_reports_per_channel_and_fails_when_one_fails() {
     assert!(text(&fake.delivered()[0]).contains("Test alert"));
 
     fake.set_default(Reply::Unauthorized);
-    let out = run().await.unwrap();
+    let out = cli.run(&["alert", "test"]).await;
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("FAIL  telegram"), "{stdout}");
@@ -553,18 +548,8 @@ async fn check_prints_a_table_and_exits_1_when_something_fails() {
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeTelegram::start().await;
     let target = Target::start().await;
-    let store = format!("sqlite://{}/data/o.db", dir.path().display());
-    let path = write(
-        dir.path(),
-        "opswatch.toml",
-        &config(&store, &target, &fake, "api", ""),
-    );
-    let run = |dir: std::path::PathBuf, path: std::path::PathBuf| {
-        tokio::task::spawn_blocking(move || {
-            support::run_cli(&dir, &["--config", path.to_str().unwrap(), "check"])
-        })
-    };
-    let out = run(dir.path().to_owned(), path.clone()).await.unwrap();
+    let cli = Cli::new(dir.path(), &target, &fake);
+    let out = cli.run(&["check"]).await;
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(
@@ -580,7 +565,7 @@ async fn check_prints_a_table_and_exits_1_when_something_fails() {
         );
     }
     target.set_status(500);
-    let out = run(dir.path().to_owned(), path).await.unwrap();
+    let out = cli.run(&["check"]).await;
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(
@@ -595,28 +580,8 @@ async fn config_check_connect_tries_each_store_channel_and_endpoint() {
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeTelegram::start().await;
     let target = Target::start().await;
-    let store = format!("sqlite://{}/data/o.db", dir.path().display());
-    let path = write(
-        dir.path(),
-        "opswatch.toml",
-        &config(&store, &target, &fake, "api", ""),
-    );
-    let d = dir.path().to_owned();
-    let p = path.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        support::run_cli(
-            &d,
-            &[
-                "--config",
-                p.to_str().unwrap(),
-                "config",
-                "check",
-                "--connect",
-            ],
-        )
-    })
-    .await
-    .unwrap();
+    let cli = Cli::new(dir.path(), &target, &fake);
+    let out = cli.run(&["config", "check", "--connect"]).await;
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     for line in ["ok    storage", "ok    telegram", "ok    http api"] {
@@ -625,21 +590,7 @@ async fn config_check_connect_tries_each_store_channel_and_endpoint() {
     assert_eq!(fake.requests()[0].method, "getMe");
     target.set_status(500);
     fake.set_default(Reply::Unauthorized);
-    let d = dir.path().to_owned();
-    let out = tokio::task::spawn_blocking(move || {
-        support::run_cli(
-            &d,
-            &[
-                "--config",
-                path.to_str().unwrap(),
-                "config",
-                "check",
-                "--connect",
-            ],
-        )
-    })
-    .await
-    .unwrap();
+    let out = cli.run(&["config", "check", "--connect"]).await;
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(

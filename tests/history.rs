@@ -34,6 +34,30 @@ async fn import(store: &Store, name: &str, samples: &[(i64, f64)]) {
     }
 }
 
+/// A check result with HTTP 200 and no error details.
+fn result(at_ms: i64, ok: bool, latency_ms: i64) -> ResultRow {
+    ResultRow {
+        at_ms,
+        ok,
+        latency_ms: Some(latency_ms),
+        status_code: Some(200),
+        error_kind: None,
+        error: None,
+        cert_expires_ms: None,
+    }
+}
+
+/// Where each bucket of series `name` in `tier` starts, oldest first.
+async fn bucket_starts(store: &Store, name: &str, tier: Tier) -> Vec<i64> {
+    store
+        .tier_contents(name, tier, 0, i64::MAX)
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.at_ms)
+        .collect()
+}
+
 /// Raw samples grouped into epoch-aligned buckets of `width`: key → (min, max, sum, count).
 fn group(samples: &[(i64, f64)], width: i64) -> BTreeMap<i64, (f64, f64, f64, i64)> {
     let mut out: BTreeMap<i64, (f64, f64, f64, i64)> = BTreeMap::new();
@@ -165,15 +189,7 @@ async fn retention_deletes_exactly_what_is_older_than_its_period() {
         import(store, "t.ret", &samples).await;
         let check = store.ensure_check("api", "http").await.unwrap();
         let results: Vec<ResultRow> = (0..12 * 144)
-            .map(|i| ResultRow {
-                at_ms: T0 + i * 10 * MIN,
-                ok: i % 10 != 0,
-                latency_ms: Some(50 + i % 30),
-                status_code: Some(200),
-                error_kind: None,
-                error: None,
-                cert_expires_ms: None,
-            })
+            .map(|i| result(T0 + i * 10 * MIN, i % 10 != 0, 50 + i % 30))
             .collect();
         store
             .import_check_results(check.id, &results)
@@ -191,13 +207,7 @@ async fn retention_deletes_exactly_what_is_older_than_its_period() {
         );
 
         let raw_cut = now - DAY;
-        let raw: Vec<i64> = store
-            .tier_contents("t.ret", Tier::Raw, 0, i64::MAX)
-            .await
-            .unwrap()
-            .iter()
-            .map(|b| b.at_ms)
-            .collect();
+        let raw = bucket_starts(store, "t.ret", Tier::Raw).await;
         let want: Vec<i64> = samples
             .iter()
             .map(|s| s.0)
@@ -215,13 +225,7 @@ async fn retention_deletes_exactly_what_is_older_than_its_period() {
             (Tier::FiveMinute, FIVE_MINUTES_MS, now - 3 * DAY, c5m),
             (Tier::Hourly, HOUR_MS, now - 10 * DAY, c1h),
         ] {
-            let got: Vec<i64> = store
-                .tier_contents("t.ret", tier, 0, i64::MAX)
-                .await
-                .unwrap()
-                .iter()
-                .map(|b| b.at_ms)
-                .collect();
+            let got = bucket_starts(store, "t.ret", tier).await;
             let want: Vec<i64> = group(&samples, width)
                 .into_keys()
                 .filter(|b| b + width > cut && b + width <= cursor)
@@ -368,15 +372,7 @@ async fn uptime_and_latency_percentiles_exact_from_raw_and_close_from_rollups() 
         let check = store.ensure_check("api", "http").await.unwrap();
         let now = T0 + 10 * DAY;
         let results: Vec<ResultRow> = (0..10 * 1440)
-            .map(|i| ResultRow {
-                at_ms: T0 + i * MIN,
-                ok: i % 50 != 7,
-                latency_ms: Some(20 + (i * 7919) % 780),
-                status_code: Some(200),
-                error_kind: None,
-                error: None,
-                cert_expires_ms: None,
-            })
+            .map(|i| result(T0 + i * MIN, i % 50 != 7, 20 + (i * 7919) % 780))
             .collect();
         for part in results.chunks(5000) {
             store.import_check_results(check.id, part).await.unwrap();
@@ -582,15 +578,7 @@ async fn the_api_serves_long_ranges_from_the_tiers() {
         import(&store, "memory.used_pct", &samples).await;
         let check = store.ensure_check("api", "http").await.unwrap();
         let results: Vec<ResultRow> = (0..100 * 288)
-            .map(|i| ResultRow {
-                at_ms: start + i * FIVE_MINUTES_MS,
-                ok: i % 100 != 0,
-                latency_ms: Some(100 + i % 40),
-                status_code: Some(200),
-                error_kind: None,
-                error: None,
-                cert_expires_ms: None,
-            })
+            .map(|i| result(start + i * FIVE_MINUTES_MS, i % 100 != 0, 100 + i % 40))
             .collect();
         store
             .import_check_results(check.id, &results)

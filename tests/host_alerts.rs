@@ -6,16 +6,8 @@ mod support;
 
 use std::time::Duration;
 
-use serde_json::Value;
 use support::fake_telegram::FakeTelegram;
-use support::{Opswatch, write};
-
-fn texts(messages: &[Value]) -> Vec<String> {
-    messages
-        .iter()
-        .map(|m| m["text"].as_str().unwrap_or_default().to_owned())
-        .collect()
-}
+use support::{Opswatch, telegram_config, wait_for_texts};
 
 #[tokio::test]
 async fn memory_critical_goes_out_at_once_and_disk_warnings_only_in_the_digest() {
@@ -24,17 +16,8 @@ async fn memory_critical_goes_out_at_once_and_disk_warnings_only_in_the_digest()
         let dir = tempfile::tempdir().unwrap();
         let fake = FakeTelegram::start().await;
         // Any real host uses more than 0.2 % of its memory and 0.01 % of its root disk.
-        let cfg = write(
-            dir.path(),
-            "opswatch.toml",
-            &format!(
-                r#"[storage]
-url = "{url}"
-[telegram]
-bot_token = "1:x"
-chat_id = "77"
-api_base = "{api}"
-[pm2]
+        let config = format!(
+            r#"{head}[pm2]
 enabled = false
 [system]
 sample_every = "1s"
@@ -47,26 +30,15 @@ disk_crit = 100
 [digest]
 schedule = "*/4 * * * * *"
 "#,
-                api = fake.api_base()
-            ),
+            head = telegram_config(&url, &fake),
         );
-        let app = Opswatch::start(dir.path(), &["--config", cfg.to_str().unwrap()]);
-        let deadline = std::time::Instant::now() + Duration::from_secs(40);
-        loop {
-            let got = texts(&fake.delivered());
-            if got.iter().any(|m| m.contains("Memory is"))
+        let app = Opswatch::start_with_config(dir.path(), &config);
+        wait_for_texts(&fake, &app, Duration::from_secs(40), |got| {
+            got.iter().any(|m| m.contains("Memory is"))
                 && got.iter().filter(|m| m.contains("• Disk")).count() >= 2
-            {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "got {got:#?}\nlog:\n{}",
-                app.log()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        let got = texts(&fake.delivered());
+        })
+        .await;
+        let got = fake.delivered_texts();
         let memory: Vec<&String> = got.iter().filter(|m| m.contains("Memory is")).collect();
         assert_eq!(
             memory.len(),
@@ -96,12 +68,7 @@ schedule = "*/4 * * * * *"
         let digests: Vec<&String> = got.iter().filter(|m| m.contains("• Disk")).collect();
         assert!(digests.len() >= 2);
         assert!(digests[0].contains("still active"), "{}", digests[0]);
-        let log: Value = reqwest::get(app.url("/api/v1/alerts?limit=1000"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let log = app.get_json("/api/v1/alerts?limit=1000").await;
         let logged = log["alerts"]
             .as_array()
             .unwrap()

@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{Opswatch, eventually, write};
+use support::{Opswatch, eventually};
 
 async fn get(app: &Opswatch, path: &str) -> (u16, Value) {
     let res = reqwest::get(app.url(path)).await.unwrap();
@@ -19,14 +19,12 @@ async fn samples_are_stored_and_charted_on_both_backends() {
     let base = tempfile::tempdir().unwrap();
     for (url, _guard) in support::store_urls(base.path()).await {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = write(
+        let app = Opswatch::start_with_config(
             dir.path(),
-            "opswatch.toml",
             &format!(
                 "[storage]\nurl = \"{url}\"\n[system]\nsample_every = \"1s\"\n[pm2]\nenabled = false\n"
             ),
         );
-        let app = Opswatch::start(dir.path(), &["--config", cfg.to_str().unwrap()]);
 
         let memory = eventually(Duration::from_secs(20), || async {
             let (status, body) = get(&app, "/api/v1/metrics/memory?range=1h").await;

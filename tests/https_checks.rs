@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{Opswatch, eventually, write};
+use support::{Opswatch, eventually, sqlite_url};
 
 struct Server(Child);
 
@@ -95,12 +95,11 @@ async fn self_signed_fails_verification_passes_with_insecure_and_reports_expiry(
     assert!(ready.is_some(), "s_server did not listen");
 
     let url = format!("https://localhost:{port}/");
-    let cfg = write(
+    let app = Opswatch::start_with_config(
         dir.path(),
-        "opswatch.toml",
         &format!(
             r#"[storage]
-url = "sqlite://{d}/data/o.db"
+url = "{store}"
 [pm2]
 enabled = false
 [system]
@@ -115,10 +114,9 @@ url = "{url}"
 every = "1s"
 insecure = true
 "#,
-            d = dir.path().display()
+            store = sqlite_url(dir.path())
         ),
     );
-    let app = Opswatch::start(dir.path(), &["--config", cfg.to_str().unwrap()]);
     let latest = |name: &'static str| {
         let url = app.url(&format!("/api/v1/checks/{name}/results?limit=1"));
         async move {

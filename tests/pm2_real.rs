@@ -4,42 +4,15 @@
 //! pm2 fails the test. Everything runs under temporary PM2_HOMEs; the daemon started here is
 //! killed at the end, also when an assertion fails.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+mod support;
+
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use opswatch::checks::pm2::{Pm2App, Pm2Error, pm2_on_path, poll};
+use opswatch::checks::pm2::{Pm2App, Pm2Error, poll};
+use support::pm2::{KillDaemon, pm2, pm2_available};
 
 const POLL_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Runs `pm2 kill` for its PM2_HOME when dropped, if a daemon was started there. (`pm2 kill`
-/// with no daemon would first spawn one, so it is only run when the daemon's files exist.)
-struct KillDaemon(PathBuf);
-
-impl Drop for KillDaemon {
-    fn drop(&mut self) {
-        if self.0.join("pm2.pid").exists() || self.0.join("rpc.sock").exists() {
-            let _ = pm2(&self.0, &["kill"]);
-        }
-    }
-}
-
-/// Runs a pm2 command with `PM2_HOME=home`; panics (with its output) when it fails.
-fn pm2(home: &Path, args: &[&str]) -> std::process::Output {
-    let out = Command::new("pm2")
-        .args(args)
-        .env("PM2_HOME", home)
-        .stdin(Stdio::null())
-        .output()
-        .expect("pm2 runs");
-    assert!(
-        out.status.success(),
-        "pm2 {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 fn app<'a>(apps: &'a [Pm2App], name: &str) -> &'a Pm2App {
     apps.iter()
@@ -56,11 +29,7 @@ fn daemon_files(home: &Path) -> Vec<&'static str> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn poll_reads_a_real_pm2() {
-    if !pm2_on_path() {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("pm2 is not on PATH in CI (npm install -g pm2)");
-        }
-        eprintln!("NOTICE: pm2 is not on PATH, skipping the real-PM2 test (npm install -g pm2)");
+    if !pm2_available() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

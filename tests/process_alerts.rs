@@ -4,59 +4,12 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 use support::fake_telegram::FakeTelegram;
-use support::{Opswatch, write};
-
-struct KillDaemon(PathBuf);
-
-impl Drop for KillDaemon {
-    fn drop(&mut self) {
-        if self.0.join("pm2.pid").exists() || self.0.join("rpc.sock").exists() {
-            let _ = Command::new("pm2")
-                .arg("kill")
-                .env("PM2_HOME", &self.0)
-                .output();
-        }
-    }
-}
-
-fn pm2(home: &Path, args: &[&str]) {
-    let out = Command::new("pm2")
-        .args(args)
-        .env("PM2_HOME", home)
-        .stdin(Stdio::null())
-        .output()
-        .expect("pm2 runs");
-    assert!(
-        out.status.success(),
-        "pm2 {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn pm2_available() -> bool {
-    if opswatch::checks::pm2::pm2_on_path() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "pm2 is not on PATH in CI"
-    );
-    eprintln!("notice: pm2 is not on PATH; skipping (npm install -g pm2)");
-    false
-}
-
-fn texts(messages: &[Value]) -> Vec<String> {
-    messages
-        .iter()
-        .map(|m| m["text"].as_str().unwrap_or_default().to_owned())
-        .collect()
-}
+use support::pm2::{KillDaemon, pm2, pm2_available};
+use support::{Opswatch, sqlite_url, telegram_config, wait_for_texts, write};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stable_crashing_and_stopped_apps_get_the_right_alerts_and_nothing_else() {
@@ -91,17 +44,8 @@ async fn stable_crashing_and_stopped_apps_get_the_right_alerts_and_nothing_else(
 
     let fake = FakeTelegram::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write(
-        dir.path(),
-        "opswatch.toml",
-        &format!(
-            r#"[storage]
-url = "sqlite://{dir}/data/o.db"
-[telegram]
-bot_token = "1:x"
-chat_id = "77"
-api_base = "{api}"
-[pm2]
+    let config = format!(
+        r#"{head}[pm2]
 home = "{home}"
 every = "1s"
 [system]
@@ -109,33 +53,19 @@ enabled = false
 [digest]
 schedule = "*/15 * * * * *"
 "#,
-            dir = dir.path().display(),
-            api = fake.api_base(),
-            home = home.display(),
-        ),
+        head = telegram_config(&sqlite_url(dir.path()), &fake),
+        home = home.display(),
     );
-    let app = Opswatch::start(dir.path(), &["--config", cfg.to_str().unwrap()]);
+    let app = Opswatch::start_with_config(dir.path(), &config);
 
     // Crash loop: > 5 restarts within 5 min; stopped app: critical at once; both exactly once.
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    let wanted = |t: &[String]| {
+    wait_for_texts(&fake, &app, Duration::from_secs(90), |t| {
         t.iter().any(|m| m.contains("crasher is crash-looping"))
             && t.iter().any(|m| m.contains("idle is stopped"))
             && t.iter().any(|m| m.contains("crasher restarted"))
-    };
-    loop {
-        let got = texts(&fake.delivered());
-        if wanted(&got) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "alerts so far: {got:#?}\nlog:\n{}",
-            app.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let got = texts(&fake.delivered());
+    })
+    .await;
+    let got = fake.delivered_texts();
     assert_eq!(
         got.iter()
             .filter(|m| m.contains("crasher is crash-looping"))
@@ -174,12 +104,7 @@ schedule = "*/15 * * * * *"
         "{got:#?}"
     );
 
-    let processes: Value = reqwest::get(app.url("/api/v1/processes"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let processes = app.get_json("/api/v1/processes").await;
     let list = processes["pm2"]["reading"]["items"].as_array().unwrap();
     let status = |name: &str| {
         list.iter()

@@ -2,30 +2,19 @@
 
 mod support;
 
+use std::path::Path;
 use std::time::Duration;
 
+use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 use support::fake_telegram::FakeTelegram;
 use support::target::Target;
-use support::{Opswatch, eventually, write};
+use support::{Opswatch, eventually, sqlite_url, telegram_config};
 
-fn config(
-    dir: &std::path::Path,
-    fake: &FakeTelegram,
-    target: &Target,
-    extra: &str,
-) -> std::path::PathBuf {
-    write(
-        dir,
-        "opswatch.toml",
-        &format!(
-            r#"[storage]
-url = "sqlite://{dir}/data/o.db"
-[telegram]
-bot_token = "1:x"
-chat_id = "77"
-api_base = "{api}"
-[pm2]
+/// Starts opswatch in `dir` on check "api" of `target`, alerting through `fake`, plus `extra`.
+fn start(dir: &Path, fake: &FakeTelegram, target: &Target, extra: &str) -> Opswatch {
+    let config = format!(
+        r#"{head}[pm2]
 enabled = false
 [[http]]
 name = "api"
@@ -34,21 +23,47 @@ every = "1s"
 failures = 2
 {extra}
 "#,
-            dir = dir.display(),
-            api = fake.api_base(),
-            url = target.url(),
-        ),
-    )
+        head = telegram_config(&sqlite_url(dir), fake),
+        url = target.url(),
+    );
+    Opswatch::start_with_config(dir, &config)
 }
 
 async fn alerts(app: &Opswatch) -> Vec<Value> {
-    let body: Value = reqwest::get(app.url("/api/v1/alerts"))
+    let body = app.get_json("/api/v1/alerts").await;
+    body["alerts"].as_array().cloned().unwrap_or_default()
+}
+
+/// POSTs `body` to the silences API at `url` as `token`.
+async fn post_silence(http: &Client, url: &str, token: &str, body: &Value) -> Response {
+    http.post(url)
+        .bearer_auth(token)
+        .json(body)
+        .send()
         .await
         .unwrap()
+}
+
+/// DELETEs the silence at `url` as `token`.
+async fn delete_silence(http: &Client, url: &str, token: &str) -> StatusCode {
+    http.delete(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// GETs `url` as `token`: its JSON body, or `None` when the request or the body fails.
+async fn get_json_as(http: &Client, url: &str, token: &str) -> Option<Value> {
+    http.get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .ok()?
         .json()
         .await
-        .unwrap();
-    body["alerts"].as_array().cloned().unwrap_or_default()
+        .ok()
 }
 
 #[tokio::test]
@@ -59,8 +74,7 @@ async fn a_maintenance_window_records_the_critical_and_its_resolved_but_sends_ne
     target.set_status(503);
     // A window that is always open: it starts every minute and lasts two.
     let window = "[[silence]]\nkind = \"http\"\nschedule = \"* * * * *\"\nduration = \"2m\"\ncomment = \"deploy\"\n";
-    let cfg = config(dir.path(), &fake, &target, window);
-    let app = Opswatch::start(dir.path(), &["--config", cfg.to_str().unwrap()]);
+    let app = start(dir.path(), &fake, &target, window);
 
     let down = eventually(Duration::from_secs(20), || async {
         alerts(&app)
@@ -107,9 +121,8 @@ async fn the_silence_api_creates_lists_and_expires_with_tokens_and_scopes() {
     let target = Target::start().await;
     let tokens = "[[auth.tokens]]\nname = \"reader\"\ntoken = \"read-token-0123456789\"\n\
                   [[auth.tokens]]\nname = \"deployer\"\ntoken = \"write-token-0123456789\"\nscope = \"write\"\n";
-    let cfg = config(dir.path(), &fake, &target, tokens);
-    let app = Opswatch::start(dir.path(), &["--config", cfg.to_str().unwrap()]);
-    let http = reqwest::Client::new();
+    let app = start(dir.path(), &fake, &target, tokens);
+    let http = Client::new();
     let url = app.url("/api/v1/silences");
     let body = json!({"check": "api", "duration": "2h", "comment": "migrating the database"});
 
@@ -119,21 +132,9 @@ async fn the_silence_api_creates_lists_and_expires_with_tokens_and_scopes() {
         res.json::<Value>().await.unwrap()["error"]["code"],
         "unauthorized"
     );
-    let res = http
-        .post(&url)
-        .bearer_auth("read-token-0123456789")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let res = post_silence(&http, &url, "read-token-0123456789", &body).await;
     assert_eq!(res.status(), 403);
-    let res = http
-        .post(&url)
-        .bearer_auth("wrong")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let res = post_silence(&http, &url, "wrong", &body).await;
     assert_eq!(res.status(), 401);
 
     for (bad, why) in [
@@ -159,13 +160,7 @@ async fn the_silence_api_creates_lists_and_expires_with_tokens_and_scopes() {
             "colour",
         ),
     ] {
-        let res = http
-            .post(&url)
-            .bearer_auth("write-token-0123456789")
-            .json(&bad)
-            .send()
-            .await
-            .unwrap();
+        let res = post_silence(&http, &url, "write-token-0123456789", &bad).await;
         assert_eq!(res.status(), 400, "{bad}");
         let msg = res.json::<Value>().await.unwrap()["error"]["message"]
             .as_str()
@@ -183,41 +178,21 @@ async fn the_silence_api_creates_lists_and_expires_with_tokens_and_scopes() {
         .unwrap();
     assert_eq!(res.status(), 400);
 
-    let res = http
-        .post(&url)
-        .bearer_auth("write-token-0123456789")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let res = post_silence(&http, &url, "write-token-0123456789", &body).await;
     assert_eq!(res.status(), 201);
     let created: Value = res.json().await.unwrap();
     assert_eq!(created["silence"]["created_by"], "deployer");
     let id = created["silence"]["id"].as_i64().unwrap();
 
-    let listed: Value = http
-        .get(&url)
-        .bearer_auth("read-token-0123456789")
-        .send()
+    let listed = get_json_as(&http, &url, "read-token-0123456789")
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .expect("silences listed");
     assert_eq!(listed["silences"][0]["id"], id);
 
     // While silenced, the DOWN is recorded but not sent.
     target.set_status(500);
     let down = eventually(Duration::from_secs(20), || async {
-        let body: Value = http
-            .get(app.url("/api/v1/alerts"))
-            .bearer_auth("read-token-0123456789")
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let body = get_json_as(&http, &app.url("/api/v1/alerts"), "read-token-0123456789").await?;
         body["alerts"]
             .as_array()?
             .iter()
@@ -228,20 +203,11 @@ async fn the_silence_api_creates_lists_and_expires_with_tokens_and_scopes() {
     .expect("DOWN not recorded");
     assert_eq!(down["silenced"], true);
 
-    let gone = http
-        .delete(format!("{url}/{id}"))
-        .bearer_auth("write-token-0123456789")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(gone.status(), 204);
-    let again = http
-        .delete(format!("{url}/{id}"))
-        .bearer_auth("write-token-0123456789")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), 404);
+    let silence = format!("{url}/{id}");
+    let gone = delete_silence(&http, &silence, "write-token-0123456789").await;
+    assert_eq!(gone, 204);
+    let again = delete_silence(&http, &silence, "write-token-0123456789").await;
+    assert_eq!(again, 404);
     assert!(fake.requests().is_empty());
     assert!(!app.log().contains("write-token-0123456789"));
 }
@@ -256,17 +222,8 @@ async fn warnings_inside_a_silence_wait_for_the_first_digest_after_it() {
     let until = chrono::DateTime::parse_from_rfc3339(&until_text)
         .unwrap()
         .with_timezone(&chrono::Utc);
-    let cfg = write(
-        dir.path(),
-        "opswatch.toml",
-        &format!(
-            r#"[storage]
-url = "sqlite://{dir}/data/o.db"
-[telegram]
-bot_token = "1:x"
-chat_id = "77"
-api_base = "{api}"
-[pm2]
+    let config = format!(
+        r#"{head}[pm2]
 enabled = false
 [system]
 sample_every = "1s"
@@ -282,11 +239,9 @@ severity = "warning"
 until = "{until_text}"
 comment = "disk migration"
 "#,
-            dir = dir.path().display(),
-            api = fake.api_base(),
-        ),
+        head = telegram_config(&sqlite_url(dir.path()), &fake),
     );
-    let app = Opswatch::start(dir.path(), &["--config", cfg.to_str().unwrap()]);
+    let app = Opswatch::start_with_config(dir.path(), &config);
     let delivered = fake.wait_delivered(1, Duration::from_secs(30)).await;
     let received_at = chrono::Utc::now();
     let text = delivered[0]["text"].as_str().unwrap();

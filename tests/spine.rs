@@ -5,7 +5,12 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Opswatch, PgDatabase, eventually, pg_admin_url, run_cli, write};
+use support::{Opswatch, PgDatabase, eventually, pg_admin_url, run_cli, write, write_config};
+
+/// A config with nothing but the store.
+fn storage_config(url: &str) -> String {
+    format!("[storage]\nurl = \"{url}\"\n")
+}
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -81,12 +86,7 @@ async fn health_turns_503_when_the_postgres_database_is_dropped() {
     };
     let db = PgDatabase::create(&admin).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write(
-        dir.path(),
-        "opswatch.toml",
-        &format!("[storage]\nurl = \"{}\"\n", db.url),
-    );
-    let app = Opswatch::start(dir.path(), &["--config", config.to_str().unwrap()]);
+    let app = Opswatch::start_with_config(dir.path(), &storage_config(&db.url));
     let http = client();
     let body: serde_json::Value = http
         .get(app.url("/health"))
@@ -126,12 +126,7 @@ async fn metrics_are_valid_prometheus_text_on_both_backends() {
     let dir = tempfile::tempdir().unwrap();
     for (url, _guard) in support::store_urls(dir.path()).await {
         let run = tempfile::tempdir().unwrap();
-        let config = write(
-            run.path(),
-            "opswatch.toml",
-            &format!("[storage]\nurl = \"{url}\"\n"),
-        );
-        let app = Opswatch::start(run.path(), &["--config", config.to_str().unwrap()]);
+        let app = Opswatch::start_with_config(run.path(), &storage_config(&url));
         let http = client();
         // One request first so the request histogram has a series.
         http.get(app.url("/health")).send().await.unwrap();
@@ -258,9 +253,8 @@ fn config_check_prints_the_effective_config_without_any_secret() {
         "app.env",
         "BOT=987654:AAE-secret-bot-token\nDBPASS=db-Pa55word\n",
     );
-    let config = write(
+    let config = write_config(
         dir.path(),
-        "opswatch.toml",
         r#"env_file = "app.env"
 [storage]
 url = "postgres://opswatch:store-Pa55@127.0.0.1/opswatch"
@@ -340,12 +334,7 @@ async fn sigterm_shuts_down_cleanly_on_both_backends() {
     let dir = tempfile::tempdir().unwrap();
     for (url, _guard) in support::store_urls(dir.path()).await {
         let run = tempfile::tempdir().unwrap();
-        let config = write(
-            run.path(),
-            "opswatch.toml",
-            &format!("[storage]\nurl = \"{url}\"\n"),
-        );
-        let mut app = Opswatch::start(run.path(), &["--config", config.to_str().unwrap()]);
+        let mut app = Opswatch::start_with_config(run.path(), &storage_config(&url));
         assert_eq!(
             client()
                 .get(app.url("/health"))
@@ -372,11 +361,7 @@ async fn sigterm_shuts_down_cleanly_on_both_backends() {
 async fn migrate_applies_the_schema_on_both_backends_and_is_idempotent() {
     let dir = tempfile::tempdir().unwrap();
     for (url, _guard) in support::store_urls(dir.path()).await {
-        let config = write(
-            dir.path(),
-            "opswatch.toml",
-            &format!("[storage]\nurl = \"{url}\"\n"),
-        );
+        let config = write_config(dir.path(), &storage_config(&url));
         for _ in 0..2 {
             let out = run_cli(
                 dir.path(),
@@ -426,11 +411,7 @@ fn the_example_config_documents_valid_keys() {
         "TELEGRAM_BOT_TOKEN=1:x\nTELEGRAM_CHAT_ID=-1\nSLACK_WEBHOOK_URL=https://hooks.example.com/x\n\
          API_HEALTH_TOKEN=t\nDB_PASS=p\nOPSWATCH_API_TOKEN=a\n",
     );
-    let config = write(
-        dir.path(),
-        "opswatch.toml",
-        &example.replace("/srv/app/.env", "app.env"),
-    );
+    let config = write_config(dir.path(), &example.replace("/srv/app/.env", "app.env"));
     let out = run_cli(
         dir.path(),
         &["--config", config.to_str().unwrap(), "config", "check"],

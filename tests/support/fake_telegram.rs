@@ -202,6 +202,14 @@ impl FakeTelegram {
         self.shared.state().delivered.clone()
     }
 
+    /// The `text` of each delivered message.
+    pub fn delivered_texts(&self) -> Vec<String> {
+        self.delivered()
+            .iter()
+            .map(|m| m["text"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
     /// Waits until at least `n` messages were delivered; panics with what arrived on timeout.
     pub async fn wait_delivered(&self, n: usize, timeout: Duration) -> Vec<Value> {
         let mut rx = self.shared.delivered_count.subscribe();

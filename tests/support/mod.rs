@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fake_telegram;
+pub mod pm2;
 pub mod target;
 
 use std::io::{BufRead, BufReader};
@@ -11,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use fake_telegram::FakeTelegram;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_opswatch");
 
@@ -209,6 +212,12 @@ impl Opswatch {
         }
     }
 
+    /// Writes `config` to `dir/opswatch.toml` and [`start`](Self::start)s on it.
+    pub fn start_with_config(dir: &Path, config: &str) -> Self {
+        let path = write_config(dir, config);
+        Self::start(dir, &["--config", path.to_str().unwrap()])
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
@@ -288,6 +297,66 @@ pub fn run_cli(dir: &Path, args: &[&str]) -> std::process::Output {
         .stdin(Stdio::null())
         .output()
         .expect("opswatch runs")
+}
+
+/// [`run_cli`] on tokio's blocking pool, for async tests: the CLI may call fakes served by the
+/// test's own runtime, which a blocking wait would starve.
+pub async fn run_cli_async(dir: &Path, args: &[&str]) -> std::process::Output {
+    let dir = dir.to_owned();
+    let args: Vec<String> = args.iter().map(|&a| a.to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_cli(&dir, &args)
+    })
+    .await
+    .expect("the opswatch CLI task panicked")
+}
+
+/// The SQLite store of a test that needs just one, under `dir`.
+pub fn sqlite_url(dir: &Path) -> String {
+    format!("sqlite://{}/data/o.db", dir.display())
+}
+
+/// The `[storage]` and `[telegram]` sections of a config that alerts through `fake`.
+pub fn telegram_config(store_url: &str, fake: &FakeTelegram) -> String {
+    format!(
+        r#"[storage]
+url = "{store_url}"
+[telegram]
+bot_token = "1:x"
+chat_id = "77"
+api_base = "{api}"
+"#,
+        api = fake.api_base(),
+    )
+}
+
+/// Waits until the texts `fake` delivered satisfy `done`, at most `within`; panics with them and
+/// `app`'s log otherwise.
+pub async fn wait_for_texts(
+    fake: &FakeTelegram,
+    app: &Opswatch,
+    within: Duration,
+    done: impl Fn(&[String]) -> bool,
+) {
+    let deadline = Instant::now() + within;
+    loop {
+        let got = fake.delivered_texts();
+        if done(&got) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "alerts so far: {got:#?}\nlog:\n{}",
+            app.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Writes `text` to `dir/opswatch.toml`.
+pub fn write_config(dir: &Path, text: &str) -> PathBuf {
+    write(dir, "opswatch.toml", text)
 }
 
 pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
