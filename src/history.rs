@@ -88,42 +88,30 @@ pub async fn roll_up(store: &Store, now_ms: i64) -> anyhow::Result<RollupReport>
             .map(|t| align_down(t, FIVE_MINUTES_MS)),
     };
     let mut c5m = cursors.samples_5m;
-    if let Some(mut from) = start {
-        while from < closed {
-            let to = (from + STEP_5M_MS).min(closed);
-            let step = Instant::now();
-            report.buckets_5m += store.roll_up_samples_5m(from, to).await?;
-            report.longest_step_ms = report
-                .longest_step_ms
-                .max(step.elapsed().as_millis() as u64);
-            report.steps += 1;
-            c5m = Some(to);
-            from = to;
-            tokio::task::yield_now().await;
+    if let Some(from) = start {
+        report.buckets_5m += in_steps(&mut report, from, closed, STEP_5M_MS, |from, to| {
+            store.roll_up_samples_5m(from, to)
+        })
+        .await?;
+        if from < closed {
+            c5m = Some(closed);
         }
     }
 
     // 5-minute → hourly, up to the last whole hour the 5-minute tier has.
     if let Some(c5m) = c5m {
         let closed = align_down(c5m, HOUR_MS);
-        let mut from = match cursors.samples_1h {
+        let from = match cursors.samples_1h {
             Some(c) => c,
             None => store
                 .oldest_raw_sample_ms()
                 .await?
                 .map_or(closed, |t| align_down(t, HOUR_MS)),
         };
-        while from < closed {
-            let to = (from + STEP_1H_MS).min(closed);
-            let step = Instant::now();
-            report.buckets_1h += store.roll_up_samples_hourly(from, to).await?;
-            report.longest_step_ms = report
-                .longest_step_ms
-                .max(step.elapsed().as_millis() as u64);
-            report.steps += 1;
-            from = to;
-            tokio::task::yield_now().await;
-        }
+        report.buckets_1h += in_steps(&mut report, from, closed, STEP_1H_MS, |from, to| {
+            store.roll_up_samples_hourly(from, to)
+        })
+        .await?;
     }
 
     // Check results → hourly.
@@ -136,45 +124,62 @@ pub async fn roll_up(store: &Store, now_ms: i64) -> anyhow::Result<RollupReport>
             .map(|t| align_down(t, HOUR_MS)),
     };
     let mut c1h = cursors.checks_1h;
-    if let Some(mut from) = start {
-        while from < closed {
-            let to = (from + STEP_1H_MS).min(closed);
-            let step = Instant::now();
-            report.check_buckets_1h += store.roll_up_checks_hourly(from, to).await?;
-            report.longest_step_ms = report
-                .longest_step_ms
-                .max(step.elapsed().as_millis() as u64);
-            report.steps += 1;
-            c1h = Some(to);
-            from = to;
-            tokio::task::yield_now().await;
+    if let Some(from) = start {
+        report.check_buckets_1h += in_steps(&mut report, from, closed, STEP_1H_MS, |from, to| {
+            store.roll_up_checks_hourly(from, to)
+        })
+        .await?;
+        if from < closed {
+            c1h = Some(closed);
         }
     }
 
     // Hourly check buckets → daily sums, up to the last whole day the hourly tier has.
     if let Some(c1h) = c1h {
         let closed = align_down(c1h, DAY_MS);
-        let mut from = match cursors.checks_1d {
+        let from = match cursors.checks_1d {
             Some(c) => c,
             None => store
                 .oldest_check_rollup_ms()
                 .await?
                 .map_or(closed, |t| align_down(t, DAY_MS)),
         };
-        while from < closed {
-            let to = (from + STEP_1D_MS).min(closed);
-            let step = Instant::now();
-            report.check_buckets_1d += store.roll_up_checks_daily(from, to).await?;
-            report.longest_step_ms = report
-                .longest_step_ms
-                .max(step.elapsed().as_millis() as u64);
-            report.steps += 1;
-            from = to;
-            tokio::task::yield_now().await;
-        }
+        report.check_buckets_1d += in_steps(&mut report, from, closed, STEP_1D_MS, |from, to| {
+            store.roll_up_checks_daily(from, to)
+        })
+        .await?;
     }
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+/// Runs `step` over `[from, closed)` in slices of at most `width`, yielding between slices so
+/// a long catch-up never hogs a worker; counts the slices in `report`. Returns the buckets the
+/// steps wrote.
+async fn in_steps<F, Fut>(
+    report: &mut RollupReport,
+    mut from: i64,
+    closed: i64,
+    width: i64,
+    mut step: F,
+) -> anyhow::Result<u64>
+where
+    F: FnMut(i64, i64) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<u64>>,
+{
+    let mut written = 0;
+    while from < closed {
+        let to = (from + width).min(closed);
+        let started = Instant::now();
+        written += step(from, to).await?;
+        report.longest_step_ms = report
+            .longest_step_ms
+            .max(started.elapsed().as_millis() as u64);
+        report.steps += 1;
+        from = to;
+        tokio::task::yield_now().await;
+    }
+    Ok(written)
 }
 
 /// What retention may delete as of `now_ms`: what is older than its period, but never what

@@ -398,19 +398,27 @@ async fn a_blocked_bot_marks_the_channel_unhealthy_and_keeps_the_alert_queued() 
             .contains("blocked"),
         "{health}"
     );
-    let metrics = reqwest::get(app.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // The dispatcher marks the channel down during the attempt and counts the queue right
+    // after it, so the scrape may land between the two: wait for both.
+    let metrics = || async {
+        reqwest::get(app.url("/metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()
+    };
+    let scraped = eventually(WAIT, || async {
+        let m = metrics().await?;
+        (m.contains("opswatch_channel_up{channel=\"telegram\"} 0")
+            && m.contains("opswatch_outbox_depth{channel=\"telegram\"} 1"))
+        .then_some(m)
+    })
+    .await;
     assert!(
-        metrics.contains("opswatch_channel_up{channel=\"telegram\"} 0"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("opswatch_outbox_depth{channel=\"telegram\"} 1"),
-        "{metrics}"
+        scraped.is_some(),
+        "the channel is not shown down with one alert queued: {}",
+        metrics().await.unwrap_or_default()
     );
     let log = app.get_json("/api/v1/alerts").await;
     assert_eq!(

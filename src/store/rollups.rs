@@ -698,6 +698,91 @@ fn parse_cursor(value: &str) -> Option<i64> {
 // ---------------------------------------------------------------------------------------------
 // Roll-up.
 
+/// Opens the transaction of one roll-up step of the tier whose cursor is `$cursor`, binding it
+/// to `$tx`: on PostgreSQL it first takes the roll-up lock, so several instances never roll
+/// up the same range twice. When the cursor already reached `$to_ms` (another instance, or
+/// the other job, got there first) the step commits and returns `Ok(0)` from the caller.
+macro_rules! begin_rollup_step {
+    ($pool:expr, $tx:ident, $pg:expr, $cursor:expr, $to_ms:expr) => {
+        let mut $tx = $pool.begin().await?;
+        if $pg {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(ROLLUP_LOCK_KEY)
+                .execute(&mut *$tx)
+                .await?;
+        }
+        let cursor: Option<String> = sqlx::query_scalar(SQL_GET_CURSOR)
+            .bind($cursor)
+            .fetch_optional(&mut *$tx)
+            .await?;
+        if cursor
+            .as_deref()
+            .and_then(parse_cursor)
+            .is_some_and(|c| c >= $to_ms)
+        {
+            $tx.commit().await?;
+            return Ok(0);
+        }
+    };
+}
+
+/// Moves the tier's cursor to `$to_ms` and commits the step's transaction.
+macro_rules! finish_rollup_step {
+    ($tx:ident, $cursor:expr, $to_ms:expr, $now:expr) => {
+        sqlx::query(SQL_SET_CURSOR)
+            .bind($cursor)
+            .bind($to_ms.to_string())
+            .bind($now)
+            .execute(&mut *$tx)
+            .await?;
+        $tx.commit().await?;
+    };
+}
+
+/// Merges `$buckets` (series id, bucket) into the packed chunks of tier `$width`.
+macro_rules! patch_chunks {
+    ($tx:ident, $width:expr, $buckets:expr) => {
+        for ((series, chunk_ms), buckets) in by_chunk($width, $buckets) {
+            let existing: Option<Vec<u8>> = sqlx::query_scalar(SQL_GET_CHUNK)
+                .bind(series)
+                .bind($width)
+                .bind(chunk_ms)
+                .fetch_optional(&mut *$tx)
+                .await?;
+            let data = patch_chunk(existing, chunk_ms, $width, &buckets);
+            sqlx::query(SQL_PUT_CHUNK)
+                .bind(series)
+                .bind($width)
+                .bind(chunk_ms)
+                .bind(data)
+                .execute(&mut *$tx)
+                .await?;
+        }
+    };
+}
+
+/// Writes the check buckets of `$buckets` ((check id, bucket start) → aggregate, histogram)
+/// into tier `$width`.
+macro_rules! put_check_rollups {
+    ($tx:ident, $width:expr, $buckets:expr) => {
+        for ((check, at_ms), (agg, hist)) in $buckets {
+            sqlx::query(SQL_PUT_CHECK_ROLLUP)
+                .bind(check)
+                .bind($width)
+                .bind(at_ms)
+                .bind(agg.total)
+                .bind(agg.failures)
+                .bind(agg.latency_n)
+                .bind(agg.latency_sum)
+                .bind(agg.latency_min)
+                .bind(agg.latency_max)
+                .bind(hist.encode())
+                .execute(&mut *$tx)
+                .await?;
+        }
+    };
+}
+
 impl Store {
     /// Where each tier is rolled up to.
     pub async fn rollup_cursors(&self) -> anyhow::Result<RollupCursors> {
@@ -748,25 +833,7 @@ impl Store {
         let pg = self.backend() == Backend::Postgres;
         let now = now_ms();
         let written = on_writer!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            if pg {
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(ROLLUP_LOCK_KEY)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            let cursor: Option<String> = sqlx::query_scalar(SQL_GET_CURSOR)
-                .bind(CURSOR_SAMPLES_5M)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if cursor
-                .as_deref()
-                .and_then(parse_cursor)
-                .is_some_and(|c| c >= to_ms)
-            {
-                tx.commit().await?;
-                return Ok(0);
-            }
+            begin_rollup_step!(pool, tx, pg, CURSOR_SAMPLES_5M, to_ms);
             let rows: Vec<(i64, i64, f64, f64, f64, i64)> = sqlx::query_as(SQL_ROLLUP_RAW)
                 .bind(from_ms)
                 .bind(to_ms)
@@ -790,29 +857,8 @@ impl Store {
                 })
                 .collect::<Vec<_>>();
             let n = buckets.len() as u64;
-            for ((series, chunk_ms), buckets) in by_chunk(width, buckets) {
-                let existing: Option<Vec<u8>> = sqlx::query_scalar(SQL_GET_CHUNK)
-                    .bind(series)
-                    .bind(width)
-                    .bind(chunk_ms)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let data = patch_chunk(existing, chunk_ms, width, &buckets);
-                sqlx::query(SQL_PUT_CHUNK)
-                    .bind(series)
-                    .bind(width)
-                    .bind(chunk_ms)
-                    .bind(data)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            sqlx::query(SQL_SET_CURSOR)
-                .bind(CURSOR_SAMPLES_5M)
-                .bind(to_ms.to_string())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
+            patch_chunks!(tx, width, buckets);
+            finish_rollup_step!(tx, CURSOR_SAMPLES_5M, to_ms, now);
             Ok::<_, sqlx::Error>(n)
         })?;
         Ok(written)
@@ -825,25 +871,7 @@ impl Store {
         let pg = self.backend() == Backend::Postgres;
         let now = now_ms();
         let written = on_writer!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            if pg {
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(ROLLUP_LOCK_KEY)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            let cursor: Option<String> = sqlx::query_scalar(SQL_GET_CURSOR)
-                .bind(CURSOR_SAMPLES_1H)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if cursor
-                .as_deref()
-                .and_then(parse_cursor)
-                .is_some_and(|c| c >= to_ms)
-            {
-                tx.commit().await?;
-                return Ok(0);
-            }
+            begin_rollup_step!(pool, tx, pg, CURSOR_SAMPLES_1H, to_ms);
             let rows: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(SQL_ROLLUP_CHUNKS)
                 .bind(fine)
                 .bind(align_down(from_ms, chunk_span(fine)))
@@ -862,29 +890,8 @@ impl Store {
             }
             let n = hours.len() as u64;
             let buckets = hours.into_iter().map(|((s, _), b)| (s, b)).collect();
-            for ((series, chunk_ms), buckets) in by_chunk(width, buckets) {
-                let existing: Option<Vec<u8>> = sqlx::query_scalar(SQL_GET_CHUNK)
-                    .bind(series)
-                    .bind(width)
-                    .bind(chunk_ms)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let data = patch_chunk(existing, chunk_ms, width, &buckets);
-                sqlx::query(SQL_PUT_CHUNK)
-                    .bind(series)
-                    .bind(width)
-                    .bind(chunk_ms)
-                    .bind(data)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            sqlx::query(SQL_SET_CURSOR)
-                .bind(CURSOR_SAMPLES_1H)
-                .bind(to_ms.to_string())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
+            patch_chunks!(tx, width, buckets);
+            finish_rollup_step!(tx, CURSOR_SAMPLES_1H, to_ms, now);
             Ok::<_, sqlx::Error>(n)
         })?;
         Ok(written)
@@ -897,25 +904,7 @@ impl Store {
         let pg = self.backend() == Backend::Postgres;
         let now = now_ms();
         let written = on_writer!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            if pg {
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(ROLLUP_LOCK_KEY)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            let cursor: Option<String> = sqlx::query_scalar(SQL_GET_CURSOR)
-                .bind(CURSOR_CHECKS_1H)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if cursor
-                .as_deref()
-                .and_then(parse_cursor)
-                .is_some_and(|c| c >= to_ms)
-            {
-                tx.commit().await?;
-                return Ok(0);
-            }
+            begin_rollup_step!(pool, tx, pg, CURSOR_CHECKS_1H, to_ms);
             let rows: Vec<(i64, i64, bool, Option<i64>)> = sqlx::query_as(SQL_ROLLUP_CHECKS)
                 .bind(from_ms)
                 .bind(to_ms)
@@ -939,28 +928,8 @@ impl Store {
                 }
             }
             let n = hours.len() as u64;
-            for ((check, at_ms), (agg, hist)) in hours {
-                sqlx::query(SQL_PUT_CHECK_ROLLUP)
-                    .bind(check)
-                    .bind(width)
-                    .bind(at_ms)
-                    .bind(agg.total)
-                    .bind(agg.failures)
-                    .bind(agg.latency_n)
-                    .bind(agg.latency_sum)
-                    .bind(agg.latency_min)
-                    .bind(agg.latency_max)
-                    .bind(hist.encode())
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            sqlx::query(SQL_SET_CURSOR)
-                .bind(CURSOR_CHECKS_1H)
-                .bind(to_ms.to_string())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
+            put_check_rollups!(tx, width, hours);
+            finish_rollup_step!(tx, CURSOR_CHECKS_1H, to_ms, now);
             Ok::<_, sqlx::Error>(n)
         })?;
         Ok(written)
@@ -985,25 +954,7 @@ impl Store {
         let pg = self.backend() == Backend::Postgres;
         let now = now_ms();
         let written = on_writer!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            if pg {
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(ROLLUP_LOCK_KEY)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            let cursor: Option<String> = sqlx::query_scalar(SQL_GET_CURSOR)
-                .bind(CURSOR_CHECKS_1D)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if cursor
-                .as_deref()
-                .and_then(parse_cursor)
-                .is_some_and(|c| c >= to_ms)
-            {
-                tx.commit().await?;
-                return Ok(0);
-            }
+            begin_rollup_step!(pool, tx, pg, CURSOR_CHECKS_1D, to_ms);
             let rows: Vec<(i64, CheckTierRow)> = sqlx::query_as(SQL_ROLLUP_CHECK_DAYS)
                 .bind(HOUR_MS)
                 .bind(from_ms)
@@ -1032,28 +983,8 @@ impl Store {
                 hist.add_encoded(&row.7);
             }
             let n = days.len() as u64;
-            for ((check, at_ms), (agg, hist)) in days {
-                sqlx::query(SQL_PUT_CHECK_ROLLUP)
-                    .bind(check)
-                    .bind(DAY_MS)
-                    .bind(at_ms)
-                    .bind(agg.total)
-                    .bind(agg.failures)
-                    .bind(agg.latency_n)
-                    .bind(agg.latency_sum)
-                    .bind(agg.latency_min)
-                    .bind(agg.latency_max)
-                    .bind(hist.encode())
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            sqlx::query(SQL_SET_CURSOR)
-                .bind(CURSOR_CHECKS_1D)
-                .bind(to_ms.to_string())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
+            put_check_rollups!(tx, DAY_MS, days);
+            finish_rollup_step!(tx, CURSOR_CHECKS_1D, to_ms, now);
             Ok::<_, sqlx::Error>(n)
         })?;
         Ok(written)
