@@ -18,7 +18,7 @@
 use std::time::{Duration, Instant};
 
 use opswatch::config::HistoryConfig;
-use opswatch::history;
+use opswatch::jobs::history;
 use opswatch::store::rollups::{CHART_RANGES, FIVE_MINUTES_MS, HOUR_MS};
 use opswatch::store::{Backend, IncidentChange, ResultRow, Store};
 
@@ -349,7 +349,8 @@ async fn main() -> anyhow::Result<()> {
     println!("\n## API routes (in-process router, warm, 30 runs)\n");
     println!("| route | p50 ms | p95 ms | max ms |");
     println!("|---|---|---|---|");
-    let app = opswatch::app::AppState::new(opswatch::config::Config::default(), store.clone());
+    let app =
+        opswatch::daemon::state::AppState::new(opswatch::config::Config::default(), store.clone());
     for (range, _) in CHART_RANGES {
         for path in [
             format!("/api/v1/metrics/memory?range={range}"),
@@ -480,7 +481,7 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn get(app: &opswatch::app::AppState, path: &str) -> u16 {
+async fn get(app: &opswatch::daemon::state::AppState, path: &str) -> u16 {
     use http_body_util::BodyExt as _;
     use tower::ServiceExt as _;
     let res = opswatch::web::router(app.clone())

@@ -454,7 +454,7 @@ pub struct SilenceConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub severity: Option<crate::alert::Severity>,
+    pub severity: Option<crate::rules::alert::Severity>,
     /// A one-off silence ends at this RFC 3339 time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<String>,

@@ -19,8 +19,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::{Channel, Failure};
-use crate::app::AppState;
-use crate::metrics::{AlertLabels, ChannelLabels};
+use crate::daemon::metrics::{AlertLabels, ChannelLabels};
+use crate::daemon::state::AppState;
 use crate::store::{Backend, now_ms};
 
 /// Longer than the slowest send (request timeout 15 s, plus one plain-text resend).

@@ -6,8 +6,8 @@ pub mod webhook;
 
 use std::time::Duration;
 
-use crate::alert::Alert;
 use crate::config::Config;
+use crate::rules::alert::Alert;
 
 use telegram::{SendError, TelegramChannel};
 use webhook::WebhookChannel;

@@ -16,8 +16,8 @@ use anyhow::{Context as _, bail};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::alert::{Alert, Severity};
 use crate::config::{REDACTED, Secret, TelegramConfig, redact_url};
+use crate::rules::alert::{Alert, Severity};
 
 /// How long a request may take before it counts as timed out in production. Telegram can be
 /// slow under load; anything below 10 s turns slow answers into needless retries (and retries

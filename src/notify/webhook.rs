@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::Failure;
-use crate::alert::Alert;
 use crate::config::{WebhookConfig, WebhookFormat};
+use crate::rules::alert::Alert;
 
 pub struct WebhookChannel {
     name: String,

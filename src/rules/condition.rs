@@ -7,8 +7,8 @@
 
 use serde::Serialize;
 
-use crate::alert::Severity;
-use crate::app::AppState;
+use crate::daemon::state::AppState;
+use crate::rules::alert::Severity;
 use crate::store::{ConditionUpdate, NewAlert, WarningSeen};
 
 use super::silence::{Subject, is_silenced};

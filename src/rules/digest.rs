@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::alert::Severity;
-use crate::app::AppState;
+use crate::daemon::state::AppState;
+use crate::rules::alert::Severity;
 use crate::store::{DigestItem, NewAlert, now_ms};
 
 use super::silence::{Subject, is_silenced};

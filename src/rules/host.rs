@@ -1,9 +1,9 @@
 //! Host rules: disk (space, inodes, fill rate), memory, swap, load and reboots, evaluated on
 //! `system.every` over the stored samples.
 
-use crate::app::AppState;
 use crate::checks::system::HostSnapshot;
 use crate::config::SystemConfig;
+use crate::daemon::state::AppState;
 use crate::store::now_ms;
 
 use super::condition::{Assessment, Level, Limits, apply};
@@ -298,7 +298,7 @@ async fn reboot(app: &AppState, snapshot: &HostSnapshot, now: i64) -> anyhow::Re
         notified: true,
         alert: rebooted.then(|| crate::store::NewAlert {
             dedup_key: format!("host:reboot:{boot_ms}"),
-            severity: crate::alert::Severity::Info,
+            severity: crate::rules::alert::Severity::Info,
             source: "host".to_owned(),
             kind: "system".to_owned(),
             title: "The host rebooted".to_owned(),

@@ -1,9 +1,9 @@
 //! From an HTTP probe result to the stored state change and the alert it raises.
 
-use crate::alert::Severity;
-use crate::app::AppState;
 use crate::checks::http::HttpProbe;
 use crate::config::{HttpCheckConfig, redact_url};
+use crate::daemon::state::AppState;
+use crate::rules::alert::Severity;
 use crate::store::{CheckRow, IncidentChange, IncidentRow, NewAlert, ResultRow};
 
 use super::human_duration;
@@ -96,7 +96,7 @@ pub async fn process(
     if decision.change == IncidentChange::None {
         memory.0 = Some((decision.check.clone(), incident));
     }
-    let labels = crate::metrics::CheckLabels {
+    let labels = crate::daemon::metrics::CheckLabels {
         check: cfg.name.clone(),
         kind: "http".to_owned(),
     };

@@ -1,5 +1,6 @@
 //! Rules: turn stored observations into alerts. They know nothing of channels.
 
+pub mod alert;
 pub mod condition;
 pub mod digest;
 pub mod host;

@@ -5,9 +5,9 @@
 //!   [`CRASH_LOOP_WINDOW_MS`] (from stored samples: PM2's counter only grows): CRITICAL;
 //! - restarted within the last hour: WARNING, into the digest.
 
-use crate::app::AppState;
 use crate::checks::pm2::{Pm2App, Pm2Error};
 use crate::checks::systemd::UnitStatus;
+use crate::daemon::state::AppState;
 
 use super::condition::{Assessment, Level, Limits, apply};
 
@@ -317,7 +317,7 @@ ActiveState=failed\nSubState=failed\nNRestarts=7\nMainPID=0\nMemoryCurrent=[not 
 
     #[tokio::test]
     async fn a_failed_unit_is_critical_once_and_resolves_when_active() {
-        let app = crate::testing::app_on_temp_sqlite().await;
+        let app = crate::daemon::testing::app_on_temp_sqlite().await;
         let units = parse_show(SHOW);
         assert_eq!(units.len(), 2);
         evaluate_systemd(&app, &units, 1_000).await.unwrap();
@@ -347,7 +347,7 @@ ActiveState=failed\nSubState=failed\nNRestarts=7\nMainPID=0\nMemoryCurrent=[not 
 
     #[tokio::test]
     async fn restarts_growing_fast_are_a_crash_loop() {
-        let app = crate::testing::app_on_temp_sqlite().await;
+        let app = crate::daemon::testing::app_on_temp_sqlite().await;
         let now = crate::store::now_ms();
         // NRestarts 0 → 7 within two minutes, as the poller stores it.
         for (i, n) in [0.0, 3.0, 7.0].iter().enumerate() {

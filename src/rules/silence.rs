@@ -6,9 +6,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::alert::Severity;
-use crate::app::AppState;
 use crate::config::SilenceConfig;
+use crate::daemon::state::AppState;
+use crate::rules::alert::Severity;
 use crate::store::SilenceRow;
 
 /// What an alert is about, for matching.

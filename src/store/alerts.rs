@@ -9,7 +9,7 @@ use serde::Serialize;
 use sqlx::FromRow;
 
 use super::{Store, on_reader, on_writer};
-use crate::alert::{Alert, Severity};
+use crate::rules::alert::{Alert, Severity};
 
 /// An alert about to be recorded.
 #[derive(Debug, Clone, PartialEq)]

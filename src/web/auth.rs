@@ -7,8 +7,8 @@ use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::app::AppState;
 use crate::config::TokenScope;
+use crate::daemon::state::AppState;
 use crate::web::error::ApiError;
 
 /// Who made an API request, for the audit fields (`created_by`).

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 
-use crate::app::AppState;
+use crate::daemon::state::AppState;
 use crate::store::now_ms;
 
 pub async fn health(State(app): State<AppState>) -> impl IntoResponse {

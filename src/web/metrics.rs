@@ -6,8 +6,8 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::app::AppState;
-use crate::metrics::RouteLabels;
+use crate::daemon::metrics::RouteLabels;
+use crate::daemon::state::AppState;
 
 pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
     let now = crate::store::now_ms();

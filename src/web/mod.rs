@@ -14,7 +14,7 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
-use crate::app::AppState;
+use crate::daemon::state::AppState;
 
 /// The whole router, ready for `oneshot` in tests or for [`serve`].
 pub fn router(app: AppState) -> Router {

@@ -5,7 +5,7 @@ use axum::extract::State;
 use serde_json::{Value, json};
 
 use super::params::{ApiQuery, WindowParams};
-use crate::app::AppState;
+use crate::daemon::state::AppState;
 use crate::store::now_ms;
 use crate::web::error::ApiError;
 

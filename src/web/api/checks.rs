@@ -7,8 +7,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::params::{ApiQuery, WindowParams};
-use crate::app::AppState;
 use crate::config::redact_url;
+use crate::daemon::state::AppState;
 use crate::store::{CheckRow, now_ms};
 use crate::web::error::ApiError;
 

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::params::ApiQuery;
-use crate::app::AppState;
+use crate::daemon::state::AppState;
 use crate::store::now_ms;
 use crate::web::error::ApiError;
 

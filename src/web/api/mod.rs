@@ -11,7 +11,7 @@ mod uptime;
 use axum::Router;
 use axum::routing::get;
 
-use crate::app::AppState;
+use crate::daemon::state::AppState;
 use crate::web::error::api_not_found;
 
 pub fn routes(app: &AppState) -> Router<AppState> {

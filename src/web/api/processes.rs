@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
 
-use crate::app::AppState;
+use crate::daemon::state::AppState;
 
 pub async fn list(State(app): State<AppState>) -> Json<Value> {
     let pm2 = app.live.pm2.read().ok().and_then(|r| r.clone());

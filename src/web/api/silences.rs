@@ -7,9 +7,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::params::{ApiJson, parse_time};
-use crate::alert::Severity;
-use crate::app::AppState;
 use crate::config::HumanDuration;
+use crate::daemon::state::AppState;
+use crate::rules::alert::Severity;
 use crate::store::{NewSilence, now_ms};
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;

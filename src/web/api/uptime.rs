@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::params::ApiQuery;
-use crate::app::AppState;
+use crate::daemon::state::AppState;
 use crate::store::now_ms;
 use crate::store::rollups::CHART_RANGES;
 use crate::web::error::ApiError;

@@ -1,12 +1,10 @@
 //! Host metrics as stored history: sampled by the real binary on this host, read back as
 //! chart series through the API, on both backends.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{Opswatch, eventually};
 use serde_json::Value;
-use support::{Opswatch, eventually};
 
 async fn get(app: &Opswatch, path: &str) -> (u16, Value) {
     let res = reqwest::get(app.url(path)).await.unwrap();
@@ -17,7 +15,7 @@ async fn get(app: &Opswatch, path: &str) -> (u16, Value) {
 #[tokio::test]
 async fn samples_are_stored_and_charted_on_both_backends() {
     let base = tempfile::tempdir().unwrap();
-    for (url, _guard) in support::store_urls(base.path()).await {
+    for (url, _guard) in crate::support::store_urls(base.path()).await {
         let dir = tempfile::tempdir().unwrap();
         let app = Opswatch::start_with_config(
             dir.path(),

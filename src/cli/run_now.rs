@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use crate::alert::{Alert, Severity};
+use crate::rules::alert::{Alert, Severity};
 use std::time::Duration;
 
 use crate::checks::http::HttpProbe;

@@ -2,13 +2,11 @@
 //! period, chart queries pick their tier and stay under 500 points, uptime and percentiles,
 //! restart counts; on SQLite and on PostgreSQL.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use opswatch::config::{HistoryConfig, HumanDuration};
-use opswatch::history;
+use opswatch::jobs::history;
 use opswatch::store::rollups::{Bucket, CHART_RANGES, FIVE_MINUTES_MS, HOUR_MS, Tier};
 use opswatch::store::{ResultRow, Store};
 
@@ -17,10 +15,13 @@ const DAY: i64 = 86_400_000;
 /// A day boundary (2027-01-15 00:00 UTC).
 const T0: i64 = 20_833 * DAY;
 
-async fn stores() -> (tempfile::TempDir, Vec<(Store, Option<support::PgDatabase>)>) {
+async fn stores() -> (
+    tempfile::TempDir,
+    Vec<(Store, Option<crate::support::PgDatabase>)>,
+) {
     let dir = tempfile::tempdir().unwrap();
     let mut out = Vec::new();
-    for (url, guard) in support::store_urls(dir.path()).await {
+    for (url, guard) in crate::support::store_urls(dir.path()).await {
         out.push((Store::open(&url).await.expect("store opens"), guard));
     }
     (dir, out)
@@ -587,7 +588,8 @@ async fn the_api_serves_long_ranges_from_the_tiers() {
         history::enforce_retention(&store, &HistoryConfig::default(), now)
             .await
             .unwrap();
-        let app = opswatch::app::AppState::new(opswatch::config::Config::default(), store);
+        let app =
+            opswatch::daemon::state::AppState::new(opswatch::config::Config::default(), store);
         let get = |path: String| {
             let router = opswatch::web::router(app.clone());
             async move {

@@ -5,10 +5,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod connect_check;
+mod run_now;
+
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
-use crate::telemetry::{self, LogFormat};
+use crate::daemon::telemetry::{self, LogFormat};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -148,19 +151,21 @@ pub fn main() -> ExitCode {
 
 async fn run(command: Command, config: Config) -> ExitCode {
     match command {
-        Command::Serve { listen } => match crate::serve::run(with_listen(config, listen)).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("opswatch: {e}");
-                ExitCode::from(1)
+        Command::Serve { listen } => {
+            match crate::daemon::serve::run(with_listen(config, listen)).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("opswatch: {e}");
+                    ExitCode::from(1)
+                }
             }
-        },
+        }
         Command::Config {
             command: ConfigCommand::Check { connect },
         } => {
             print!("{}", config.to_redacted_toml());
             if connect {
-                return crate::connect_check::run(&config).await;
+                return crate::cli::connect_check::run(&config).await;
             }
             ExitCode::SUCCESS
         }
@@ -175,10 +180,10 @@ async fn run(command: Command, config: Config) -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Command::Check => crate::run_now::check(&config).await,
+        Command::Check => crate::cli::run_now::check(&config).await,
         Command::Alert {
             command: AlertCommand::Test,
-        } => crate::run_now::alert_test(&config).await,
+        } => crate::cli::run_now::alert_test(&config).await,
         Command::Report { .. } => not_built("report"),
         Command::Disputes { .. } => not_built("disputes check"),
         Command::Db { .. } => not_built("db vacuum"),

@@ -1,15 +1,13 @@
 //! Silences and maintenance windows: what they hold back, and the API that makes them.
 
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
+use crate::support::fake_telegram::FakeTelegram;
+use crate::support::target::Target;
+use crate::support::{Opswatch, eventually, sqlite_url, telegram_config};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
-use support::fake_telegram::FakeTelegram;
-use support::target::Target;
-use support::{Opswatch, eventually, sqlite_url, telegram_config};
 
 /// Starts opswatch in `dir` on check "api" of `target`, alerting through `fake`, plus `extra`.
 fn start(dir: &Path, fake: &FakeTelegram, target: &Target, extra: &str) -> Opswatch {

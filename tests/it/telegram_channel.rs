@@ -1,15 +1,13 @@
 //! The real `TelegramChannel` against the fake Bot API.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use opswatch::alert::{Alert, Severity};
 use opswatch::config::{Secret, TelegramConfig};
 use opswatch::notify::telegram::{Receipt, SendError, TelegramChannel, render_html, render_plain};
+use opswatch::rules::alert::{Alert, Severity};
 use serde_json::{Value, json};
 
-use support::fake_telegram::{BOT_USERNAME, FakeTelegram, Reply};
+use crate::support::fake_telegram::{BOT_USERNAME, FakeTelegram, Reply};
 
 const TOKEN: &str = "7000000001:AAH-test-SECRET_token_q9";
 const CHAT: &str = "-1001234567890";

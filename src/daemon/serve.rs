@@ -8,9 +8,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::AppState;
 use crate::config::Config;
-use crate::health::{STORE_PROBE_EVERY, STORE_PROBE_TIMEOUT};
+use crate::daemon::health::{STORE_PROBE_EVERY, STORE_PROBE_TIMEOUT};
+use crate::daemon::state::AppState;
 use crate::jobs;
 use crate::notify::Channel;
 use crate::notify::telegram::DEFAULT_REQUEST_TIMEOUT;

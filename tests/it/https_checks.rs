@@ -2,13 +2,11 @@
 //! verification is on by default, `insecure = true` accepts it, and the certificate's expiry is
 //! stored with every result.
 
-mod support;
-
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::support::{Opswatch, eventually, sqlite_url};
 use serde_json::Value;
-use support::{Opswatch, eventually, sqlite_url};
 
 struct Server(Child);
 

@@ -1,16 +1,18 @@
 //! Which jobs a running opswatch has, built from the config: one registration per job kind.
 
+pub mod history;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::app::AppState;
 use crate::checks::http::HttpProbe;
 use crate::checks::system::{HostSnapshot, SystemSampler};
 use crate::checks::{pm2, systemd};
-use crate::live::Reading;
-use crate::metrics::CheckLabels;
+use crate::daemon::live::Reading;
+use crate::daemon::metrics::CheckLabels;
+use crate::daemon::scheduler::{Job, Scheduler, Trigger};
+use crate::daemon::state::AppState;
 use crate::rules::http::CheckMemory;
-use crate::scheduler::{Job, Scheduler, Trigger};
 use crate::store::now_ms;
 
 /// How long `pm2 jlist` or `systemctl show` may take before the poll counts as failed.
@@ -39,15 +41,15 @@ pub fn scheduler(app: &AppState) -> anyhow::Result<Scheduler> {
     ));
     s.add(job(
         "history:rollup".into(),
-        Trigger::Every(crate::history::ROLLUP_EVERY),
-        crate::history::ROLLUP_TIMEOUT,
-        crate::history::roll_up_job,
+        Trigger::Every(crate::jobs::history::ROLLUP_EVERY),
+        crate::jobs::history::ROLLUP_TIMEOUT,
+        crate::jobs::history::roll_up_job,
     ));
     s.add(job(
         "history:retention".into(),
         Trigger::Cron(Box::new(app.config.history.retention_schedule.clone())),
-        crate::history::RETENTION_TIMEOUT,
-        crate::history::retention_job,
+        crate::jobs::history::RETENTION_TIMEOUT,
+        crate::jobs::history::retention_job,
     ));
     if app.config.pm2.enabled.unwrap_or_else(pm2::pm2_on_path) {
         s.add(pm2_poller(app));

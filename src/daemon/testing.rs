@@ -2,8 +2,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::app::AppState;
 use crate::config::Config;
+use crate::daemon::state::AppState;
 use crate::store::Store;
 
 static NEXT: AtomicU64 = AtomicU64::new(0);

@@ -4,8 +4,8 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::health::Health;
-use crate::metrics::Metrics;
+use crate::daemon::health::Health;
+use crate::daemon::metrics::Metrics;
 use crate::store::{Backend, Store};
 
 /// Cheap to clone; handed to the router and to every background task.
@@ -25,7 +25,7 @@ pub struct App {
     /// outbox row per channel.
     pub channels: Vec<String>,
     /// The latest host, PM2 and systemd readings.
-    pub live: crate::live::Live,
+    pub live: crate::daemon::live::Live,
     /// Bumped when an alert was written, so the dispatcher sends it at once.
     pub outbox_wake: tokio::sync::watch::Sender<u64>,
 }

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::app::AppState;
 use crate::config::HistoryConfig;
+use crate::daemon::state::AppState;
 use crate::store::rollups::{
     DAY_MS, FIVE_MINUTES_MS, HOUR_MS, ReclaimReport, RetentionCutoffs, RetentionReport,
 };

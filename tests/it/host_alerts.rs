@@ -2,17 +2,15 @@
 //! sent at once with the top processes attached, WARNINGs only in the digest, each digest
 //! exactly once; on both backends.
 
-mod support;
-
 use std::time::Duration;
 
-use support::fake_telegram::FakeTelegram;
-use support::{Opswatch, telegram_config, wait_for_texts};
+use crate::support::fake_telegram::FakeTelegram;
+use crate::support::{Opswatch, telegram_config, wait_for_texts};
 
 #[tokio::test]
 async fn memory_critical_goes_out_at_once_and_disk_warnings_only_in_the_digest() {
     let base = tempfile::tempdir().unwrap();
-    for (url, _guard) in support::store_urls(base.path()).await {
+    for (url, _guard) in crate::support::store_urls(base.path()).await {
         let dir = tempfile::tempdir().unwrap();
         let fake = FakeTelegram::start().await;
         // Any real host uses more than 0.2 % of its memory and 0.01 % of its root disk.

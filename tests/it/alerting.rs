@@ -2,16 +2,14 @@
 //! alerting through a fake Telegram Bot API that speaks the real wire format. Every story runs
 //! on SQLite and, when available, on PostgreSQL.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+use crate::support::fake_telegram::{FakeTelegram, Reply};
+use crate::support::target::Target;
+use crate::support::{Opswatch, eventually, run_cli_async, sqlite_url, write_config};
 use serde_json::Value;
-use support::fake_telegram::{FakeTelegram, Reply};
-use support::target::Target;
-use support::{Opswatch, eventually, run_cli_async, sqlite_url, write_config};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -124,7 +122,7 @@ fn now_ms() -> i64 {
 #[tokio::test]
 async fn down_then_up_sends_exactly_one_critical_and_one_resolved_and_survives_a_restart() {
     let base = tempfile::tempdir().unwrap();
-    for (store_url, _guard) in support::store_urls(base.path()).await {
+    for (store_url, _guard) in crate::support::store_urls(base.path()).await {
         let dir = tempfile::tempdir().unwrap();
         let fake = FakeTelegram::start().await;
         let target = Target::start().await;
@@ -235,7 +233,7 @@ async fn telegram_429_is_waited_out_and_delivers_once() {
 #[tokio::test]
 async fn telegram_down_for_a_while_delivers_once_afterwards() {
     let base = tempfile::tempdir().unwrap();
-    for (store_url, _guard) in support::store_urls(base.path()).await {
+    for (store_url, _guard) in crate::support::store_urls(base.path()).await {
         let dir = tempfile::tempdir().unwrap();
         let fake = FakeTelegram::start().await;
         fake.push(Reply::ServerError);
@@ -256,7 +254,7 @@ async fn telegram_down_for_a_while_delivers_once_afterwards() {
 #[tokio::test]
 async fn kill_9_during_a_send_delivers_exactly_once_after_restart() {
     let base = tempfile::tempdir().unwrap();
-    for (store_url, _guard) in support::store_urls(base.path()).await {
+    for (store_url, _guard) in crate::support::store_urls(base.path()).await {
         let dir = tempfile::tempdir().unwrap();
         let fake = FakeTelegram::start().await;
         fake.push(Reply::Hang);
@@ -312,7 +310,8 @@ async fn names_with_markup_are_escaped_and_long_texts_cut_cleanly() {
         body.chars().count()
     );
     assert!(body.contains("cut"), "a cut text must say so");
-    let shown = support::fake_telegram::parse_html(&body).expect("balanced, valid Telegram HTML");
+    let shown =
+        crate::support::fake_telegram::parse_html(&body).expect("balanced, valid Telegram HTML");
     assert!(shown.contains(r#"api <b>&"prod"</b> is DOWN"#), "{shown}");
 }
 

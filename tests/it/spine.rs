@@ -1,11 +1,11 @@
 //! The spine as an operator meets it: the real binary, zero config, /health, /metrics, config
 //! mistakes, secrets, shutdown — on SQLite and on PostgreSQL.
 
-mod support;
-
 use std::time::Duration;
 
-use support::{Opswatch, PgDatabase, eventually, pg_admin_url, run_cli, write, write_config};
+use crate::support::{
+    Opswatch, PgDatabase, eventually, pg_admin_url, run_cli, write, write_config,
+};
 
 /// A config with nothing but the store.
 fn storage_config(url: &str) -> String {
@@ -124,7 +124,7 @@ async fn health_turns_503_when_the_postgres_database_is_dropped() {
 #[tokio::test]
 async fn metrics_are_valid_prometheus_text_on_both_backends() {
     let dir = tempfile::tempdir().unwrap();
-    for (url, _guard) in support::store_urls(dir.path()).await {
+    for (url, _guard) in crate::support::store_urls(dir.path()).await {
         let run = tempfile::tempdir().unwrap();
         let app = Opswatch::start_with_config(run.path(), &storage_config(&url));
         let http = client();
@@ -332,7 +332,7 @@ fn a_port_in_use_is_one_clear_line_and_exit_1() {
 #[tokio::test]
 async fn sigterm_shuts_down_cleanly_on_both_backends() {
     let dir = tempfile::tempdir().unwrap();
-    for (url, _guard) in support::store_urls(dir.path()).await {
+    for (url, _guard) in crate::support::store_urls(dir.path()).await {
         let run = tempfile::tempdir().unwrap();
         let mut app = Opswatch::start_with_config(run.path(), &storage_config(&url));
         assert_eq!(
@@ -360,7 +360,7 @@ async fn sigterm_shuts_down_cleanly_on_both_backends() {
 #[tokio::test]
 async fn migrate_applies_the_schema_on_both_backends_and_is_idempotent() {
     let dir = tempfile::tempdir().unwrap();
-    for (url, _guard) in support::store_urls(dir.path()).await {
+    for (url, _guard) in crate::support::store_urls(dir.path()).await {
         let config = write_config(dir.path(), &storage_config(&url));
         for _ in 0..2 {
             let out = run_cli(

@@ -7,8 +7,8 @@ use http_body_util::BodyExt as _;
 use serde_json::Value;
 use tower::ServiceExt as _;
 
-use opswatch::app::AppState;
 use opswatch::config::Config;
+use opswatch::daemon::state::AppState;
 use opswatch::store::Store;
 
 async fn app(config_text: &str) -> (AppState, tempfile::TempDir) {

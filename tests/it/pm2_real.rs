@@ -4,13 +4,11 @@
 //! pm2 fails the test. Everything runs under temporary PM2_HOMEs; the daemon started here is
 //! killed at the end, also when an assertion fails.
 
-mod support;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::support::pm2::{KillDaemon, pm2, pm2_available};
 use opswatch::checks::pm2::{Pm2App, Pm2Error, poll};
-use support::pm2::{KillDaemon, pm2, pm2_available};
 
 const POLL_TIMEOUT: Duration = Duration::from_secs(30);
 

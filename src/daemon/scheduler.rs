@@ -12,9 +12,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::AppState;
 use crate::config::Schedule;
-use crate::health::HEARTBEAT_EVERY;
+use crate::daemon::health::HEARTBEAT_EVERY;
+use crate::daemon::state::AppState;
 use crate::store::now_ms;
 
 pub type JobFuture = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
@@ -135,7 +135,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_slow_job_never_overlaps_itself_nor_delays_another() {
-        let app = crate::testing::app_on_temp_sqlite().await;
+        let app = crate::daemon::testing::app_on_temp_sqlite().await;
         tokio::time::pause();
         let slow = Arc::new(AtomicUsize::new(0));
         let fast = Arc::new(AtomicUsize::new(0));

@@ -2,14 +2,12 @@
 //! crash-looping app and a stopped app give exactly the right alerts, and restart warnings
 //! arrive in the digest rather than one by one.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::fake_telegram::FakeTelegram;
+use crate::support::pm2::{KillDaemon, pm2, pm2_available};
+use crate::support::{Opswatch, sqlite_url, telegram_config, wait_for_texts, write};
 use serde_json::Value;
-use support::fake_telegram::FakeTelegram;
-use support::pm2::{KillDaemon, pm2, pm2_available};
-use support::{Opswatch, sqlite_url, telegram_config, wait_for_texts, write};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stable_crashing_and_stopped_apps_get_the_right_alerts_and_nothing_else() {

@@ -1,0 +1,13 @@
+//! `opswatch serve` and what it is made of: the shared state, the scheduler, opswatch's own
+//! health and metrics, and logging.
+
+pub mod health;
+pub mod live;
+pub mod metrics;
+pub mod scheduler;
+pub mod serve;
+pub mod state;
+pub mod telemetry;
+
+#[cfg(test)]
+pub(crate) mod testing;
