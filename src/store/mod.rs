@@ -24,12 +24,14 @@ use sqlx::ConnectOptions as _;
 mod alerts;
 mod checks;
 mod conditions;
+mod reports;
 pub mod rollups;
 mod samples;
 
 pub use alerts::*;
 pub use checks::*;
 pub use conditions::*;
+pub use reports::*;
 pub use samples::*;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{

@@ -136,3 +136,58 @@ async fn a_check_removed_from_the_config_no_longer_shows_as_current() {
         .collect();
     assert_eq!(names, ["kept"]);
 }
+
+#[tokio::test]
+async fn stored_reports_are_listed_newest_first_and_returned_whole() {
+    let (app, _dir) = app("").await;
+    let now = opswatch::store::now_ms();
+    let body = serde_json::json!({"findings": ["disk 91 %"]});
+    for (kind, at, occurrence) in [
+        ("daily", now - 2_000, Some(now - 2_000)),
+        ("db", now - 1_000, None),
+    ] {
+        let report = opswatch::store::NewReport {
+            host: "web-1",
+            kind,
+            created_ms: at,
+            occurrence_ms: occurrence,
+            summary: "1 finding",
+            body: &body,
+            text: "disk 91 %",
+        };
+        assert!(app.store.insert_report(&report).await.unwrap().is_some());
+    }
+    // The same scheduled occurrence is never stored (and so never sent) twice.
+    let again = opswatch::store::NewReport {
+        host: "web-1",
+        kind: "daily",
+        created_ms: now,
+        occurrence_ms: Some(now - 2_000),
+        summary: "again",
+        body: &body,
+        text: "again",
+    };
+    assert_eq!(app.store.insert_report(&again).await.unwrap(), None);
+
+    let (status, list) = call(&app, "GET", "/api/v1/reports", None).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let kinds: Vec<&str> = list["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["db", "daily"]);
+    let id = list["reports"][1]["id"].as_i64().unwrap();
+    let (status, one) = call(&app, "GET", &format!("/api/v1/reports/{id}"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(one["body"]["findings"][0], "disk 91 %");
+    assert_eq!(one["text"], "disk 91 %");
+
+    let (status, err) = call(&app, "GET", "/api/v1/reports/x", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(err["error"]["code"], "bad_request");
+    let (status, err) = call(&app, "GET", "/api/v1/reports/999999", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(err["error"]["code"], "not_found");
+}

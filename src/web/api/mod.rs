@@ -5,6 +5,7 @@ mod checks;
 mod metrics;
 pub mod params;
 mod processes;
+mod reports;
 mod silences;
 mod uptime;
 
@@ -22,6 +23,8 @@ pub fn routes(app: &AppState) -> Router<AppState> {
         .route("/checks/{name}/uptime", get(uptime::uptime))
         .route("/alerts", get(alerts::list))
         .route("/processes", get(processes::list))
+        .route("/reports", get(reports::list))
+        .route("/reports/{id}", get(reports::one))
         .route("/metrics/{metric}", get(metrics::series))
         .route("/silences", get(silences::list).post(silences::create))
         .route("/silences/{id}", axum::routing::delete(silences::expire))
