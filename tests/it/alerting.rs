@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::fake_telegram::{FakeTelegram, Reply};
 use crate::support::target::Target;
@@ -434,7 +434,6 @@ async fn the_read_api_answers_bad_input_with_json_4xx() {
     let store = sqlite_url(dir.path());
     let app = Opswatch::start_with_config(dir.path(), &config(&store, &target, &fake, "api", ""));
     wait_results(&app, "api", true, 1, 0).await;
-    let started = Instant::now();
     for (path, status, code) in [
         ("/api/v1/checks/nope/results", 404, "not_found"),
         (
@@ -467,7 +466,6 @@ async fn the_read_api_answers_bad_input_with_json_4xx() {
             "{path}"
         );
     }
-    assert!(started.elapsed() < WAIT);
 
     let status = app.get_json("/api/v1/status").await;
     assert_eq!(status["status"], "ok", "{status}");
@@ -477,8 +475,16 @@ async fn the_read_api_answers_bad_input_with_json_4xx() {
     assert_eq!(checks["checks"][0]["target"]["url"], target.url());
     // Steady good probes write only their result; the check's last result time still follows.
     wait_results(&app, "api", true, 3, 0).await;
+    // Read the newest stored result first, then the check: the check's time can only be that
+    // result's or a later one's (a probe may land in between, never one that goes missing).
+    let newest = app.get_json("/api/v1/checks/api/results?limit=1").await;
+    let newest_ms = newest["results"][0]["at_ms"].as_i64().unwrap();
     let checks = app.get_json("/api/v1/checks").await;
     let last = checks["checks"][0]["last_result_ms"].as_i64().unwrap();
+    assert!(
+        last >= newest_ms,
+        "last_result_ms lags behind the stored results: {checks} {newest}"
+    );
     let at_last = app
         .get_json(&format!(
             "/api/v1/checks/api/results?until={}&limit=1",
@@ -486,14 +492,6 @@ async fn the_read_api_answers_bad_input_with_json_4xx() {
         ))
         .await;
     assert_eq!(at_last["results"][0]["at_ms"], last, "{checks} {at_last}");
-    // Probes run every second: at most one can have landed since the call above.
-    let newer = app
-        .get_json(&format!("/api/v1/checks/api/results?since={}", last + 1))
-        .await;
-    assert!(
-        newer["results"].as_array().unwrap().len() <= 1,
-        "last_result_ms lags behind the stored results: {checks} {newer}"
-    );
     let results = app.get_json("/api/v1/checks/api/results?limit=1").await;
     assert_eq!(results["results"].as_array().unwrap().len(), 1);
     assert_eq!(results["results"][0]["status_code"], 200);
@@ -517,13 +515,12 @@ async fn a_hanging_target_never_delays_another_check_nor_health() {
     let t0 = now_ms();
     wait_results(&app, "fast", true, 4, t0).await;
     assert!(slow.hits() >= 1, "the slow target was never probed");
-    let started = Instant::now();
-    let res = reqwest::get(app.url("/health")).await.unwrap();
+    // The slow probe hangs for its whole 30 s timeout; /health must answer while it does.
+    let res = tokio::time::timeout(Duration::from_secs(10), reqwest::get(app.url("/health")))
+        .await
+        .expect("/health waited on the hanging check")
+        .unwrap();
     assert_eq!(res.status(), 200);
-    assert!(
-        started.elapsed() < Duration::from_millis(500),
-        "/health waited on a check"
-    );
 }
 
 #[tokio::test]
