@@ -1,6 +1,7 @@
 //! `opswatch serve` and what it is made of: the shared state, the scheduler, opswatch's own
 //! health and metrics, and logging.
 
+pub mod clock;
 pub mod health;
 pub mod live;
 pub mod metrics;

@@ -28,10 +28,17 @@ pub struct App {
     pub live: crate::daemon::live::Live,
     /// Bumped when an alert was written, so the dispatcher sends it at once.
     pub outbox_wake: tokio::sync::watch::Sender<u64>,
+    /// Where rules, the digest, silences, the dispatcher and retention read the time.
+    pub clock: crate::daemon::clock::Clock,
 }
 
 impl AppState {
     pub fn new(config: Config, store: Store) -> Self {
+        Self::with_clock(config, store, crate::daemon::clock::Clock::System)
+    }
+
+    /// An app whose time comes from `clock` (tests pass a manual one).
+    pub fn with_clock(config: Config, store: Store, clock: crate::daemon::clock::Clock) -> Self {
         let backend = match store.backend() {
             Backend::Sqlite => "sqlite",
             Backend::Postgres => "postgres",
@@ -45,6 +52,7 @@ impl AppState {
             channels,
             live: Default::default(),
             outbox_wake: tokio::sync::watch::Sender::new(0),
+            clock,
         }))
     }
 }

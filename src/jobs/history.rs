@@ -14,10 +14,10 @@ use serde::Serialize;
 
 use crate::config::HistoryConfig;
 use crate::daemon::state::AppState;
+use crate::store::Store;
 use crate::store::rollups::{
     DAY_MS, FIVE_MINUTES_MS, HOUR_MS, ReclaimReport, RetentionCutoffs, RetentionReport,
 };
-use crate::store::{Store, now_ms};
 
 /// How often the roll-up job runs.
 pub const ROLLUP_EVERY: Duration = Duration::from_secs(300);
@@ -227,7 +227,7 @@ pub async fn enforce_retention(
 
 /// The scheduled roll-up job.
 pub async fn roll_up_job(app: AppState) -> anyhow::Result<()> {
-    let r = roll_up(&app.store, now_ms()).await?;
+    let r = roll_up(&app.store, app.clock.now_ms()).await?;
     tracing::debug!(
         buckets_5m = r.buckets_5m,
         buckets_1h = r.buckets_1h,
@@ -241,7 +241,7 @@ pub async fn roll_up_job(app: AppState) -> anyhow::Result<()> {
 
 /// The scheduled retention job.
 pub async fn retention_job(app: AppState) -> anyhow::Result<()> {
-    let r = enforce_retention(&app.store, &app.config.history, now_ms()).await?;
+    let r = enforce_retention(&app.store, &app.config.history, app.clock.now_ms()).await?;
     tracing::info!(
         samples = r.deleted.samples,
         sample_chunks = r.deleted.sample_chunks,

@@ -13,7 +13,6 @@ use crate::daemon::metrics::CheckLabels;
 use crate::daemon::scheduler::{Job, Scheduler, Trigger};
 use crate::daemon::state::AppState;
 use crate::rules::http::CheckMemory;
-use crate::store::now_ms;
 
 /// How long `pm2 jlist` or `systemctl show` may take before the poll counts as failed.
 const COLLECTOR_TIMEOUT: Duration = Duration::from_secs(20);
@@ -163,7 +162,7 @@ fn pm2_poller(app: &AppState) -> Job {
             let home = home.clone();
             async move {
                 let started = std::time::Instant::now();
-                let at_ms = now_ms();
+                let at_ms = app.clock.now_ms();
                 match pm2::poll(home.as_deref(), COLLECTOR_TIMEOUT).await {
                     Ok(apps) => {
                         observe_duration(&app, "pm2", "pm2", started);
@@ -206,7 +205,7 @@ fn systemd_poller(app: &AppState) -> Job {
         move |app| {
             let units = units.clone();
             async move {
-                let at_ms = now_ms();
+                let at_ms = app.clock.now_ms();
                 let reading = match systemd::poll(&units, COLLECTOR_TIMEOUT).await {
                     Ok(items) => {
                         let series: Vec<(String, f64)> = items

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Channel, Failure};
 use crate::daemon::metrics::{AlertLabels, ChannelLabels};
 use crate::daemon::state::AppState;
-use crate::store::{Backend, now_ms};
+use crate::store::Backend;
 
 /// Longer than the slowest send (request timeout 15 s, plus one plain-text resend).
 const LEASE_MS: i64 = 45_000;
@@ -57,7 +57,7 @@ pub async fn spawn(
         }
     }
     let overrides = app.store.list_channels().await?;
-    let owner: Arc<str> = format!("{}-{}", std::process::id(), now_ms()).into();
+    let owner: Arc<str> = format!("{}-{}", std::process::id(), app.clock.now_ms()).into();
     for channel in channels {
         let name = channel.name();
         if let (Channel::Telegram(t), Some(row)) =
@@ -103,7 +103,8 @@ async fn deliver_forever(
             Ok(Some(pause)) => pause,
             Ok(None) => match app.store.next_delivery_due(&name).await {
                 Ok(Some(due)) => {
-                    Duration::from_millis(u64::try_from(due - now_ms()).unwrap_or(0)).min(IDLE_POLL)
+                    Duration::from_millis(u64::try_from(due - app.clock.now_ms()).unwrap_or(0))
+                        .min(IDLE_POLL)
                 }
                 Ok(None) => IDLE_POLL,
                 Err(e) => {
@@ -138,7 +139,7 @@ async fn deliver_one(
 ) -> anyhow::Result<Option<Duration>> {
     let Some(claimed) = app
         .store
-        .claim_next_delivery(name, owner, now_ms(), LEASE_MS)
+        .claim_next_delivery(name, owner, app.clock.now_ms(), LEASE_MS)
         .await?
     else {
         return Ok(None);
@@ -148,7 +149,7 @@ async fn deliver_one(
         Ok(delivered) => {
             if !app
                 .store
-                .mark_delivered(claimed.outbox_id, owner, now_ms())
+                .mark_delivered(claimed.outbox_id, owner, app.clock.now_ms())
                 .await?
             {
                 tracing::warn!(channel = %name, alert = alert.id, "lease lost while sending; another dispatcher owns the row");
@@ -163,7 +164,7 @@ async fn deliver_one(
             if let Some(chat) = delivered.migrated_to {
                 tracing::warn!(channel = %name, new_chat_id = %chat, "Telegram group was upgraded; following its new chat id");
                 app.store
-                    .set_chat_id_override(name, &chat, now_ms())
+                    .set_chat_id_override(name, &chat, app.clock.now_ms())
                     .await?;
             }
             set_health(app, name, true, None).await;
@@ -187,7 +188,8 @@ async fn deliver_one(
                 }
                 Failure::Rejected(_) => backoff(claimed.attempts),
             };
-            let next_ms = now_ms() + i64::try_from(next.as_millis()).unwrap_or(i64::MAX / 2);
+            let next_ms =
+                app.clock.now_ms() + i64::try_from(next.as_millis()).unwrap_or(i64::MAX / 2);
             app.store
                 .reschedule_delivery(claimed.outbox_id, owner, next_ms, &reason)
                 .await?;
@@ -229,7 +231,7 @@ async fn set_health(app: &AppState, name: &str, healthy: bool, error: Option<&st
         .set(i64::from(healthy));
     if let Err(e) = app
         .store
-        .set_channel_health(name, healthy, error, now_ms())
+        .set_channel_health(name, healthy, error, app.clock.now_ms())
         .await
     {
         tracing::warn!(channel = %name, error = format!("{e:#}"), "cannot record channel health");

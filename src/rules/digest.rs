@@ -6,13 +6,13 @@ use chrono::{DateTime, Utc};
 
 use crate::daemon::state::AppState;
 use crate::rules::alert::Severity;
-use crate::store::{DigestItem, NewAlert, now_ms};
+use crate::store::{DigestItem, NewAlert};
 
 use super::silence::{Subject, is_silenced};
 
 /// Sends the digest due at the schedule's latest occurrence; returns its alert id, if any.
 pub async fn send(app: &AppState) -> anyhow::Result<Option<i64>> {
-    let now = now_ms();
+    let now = app.clock.now_ms();
     let at = DateTime::<Utc>::from_timestamp_millis(now).unwrap_or_else(Utc::now);
     // The slot names the digest: a restart or a second run in the same slot sends nothing new.
     let slot = app

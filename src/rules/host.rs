@@ -4,7 +4,6 @@
 use crate::checks::system::HostSnapshot;
 use crate::config::SystemConfig;
 use crate::daemon::state::AppState;
-use crate::store::now_ms;
 
 use super::condition::{Assessment, Level, Limits, apply};
 
@@ -19,7 +18,7 @@ const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
 /// Evaluates every host condition once.
 pub async fn evaluate(app: &AppState) -> anyhow::Result<()> {
-    let now = now_ms();
+    let now = app.clock.now_ms();
     let cfg = &app.config.system;
     let snapshot = app.live.host.read().ok().and_then(|h| h.clone());
     let Some(snapshot) = snapshot else {

@@ -11,6 +11,7 @@ mod https_checks;
 mod pm2_real;
 mod process_alerts;
 mod router;
+mod rules_in_time;
 mod silences;
 mod spine;
 mod telegram_channel;

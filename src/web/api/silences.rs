@@ -10,7 +10,7 @@ use super::params::{ApiJson, parse_time};
 use crate::config::HumanDuration;
 use crate::daemon::state::AppState;
 use crate::rules::alert::Severity;
-use crate::store::{NewSilence, now_ms};
+use crate::store::NewSilence;
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
 
@@ -37,7 +37,7 @@ pub async fn create(
     Extension(caller): Extension<Caller>,
     ApiJson(req): ApiJson<SilenceRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let now = now_ms();
+    let now = app.clock.now_ms();
     let starts_ms = match &req.starts {
         Some(s) => parse_time("starts", s, now)?,
         None => now,
@@ -97,7 +97,7 @@ pub async fn create(
 }
 
 pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let now = now_ms();
+    let now = app.clock.now_ms();
     let at = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(now)
         .unwrap_or_else(chrono::Utc::now);
     let configured: Vec<Value> = app
@@ -125,7 +125,7 @@ pub async fn expire(
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::BadRequest(format!("silence id must be a number, not {id:?}")))?;
-    if app.store.expire_silence(id, now_ms()).await? {
+    if app.store.expire_silence(id, app.clock.now_ms()).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound(format!("no active silence {id}")))
