@@ -50,18 +50,26 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     launch(config, listener, shutdown).await
 }
 
-/// Runs opswatch on an already bound listener until `shutdown` is cancelled. Tests call this
-/// with a listener on port 0.
+/// Runs opswatch on an already bound listener until `shutdown` is cancelled.
 pub async fn launch(
     config: Config,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
-    let grace = config.server.shutdown_grace.get();
     let store = Store::open(config.storage.url.expose())
         .await
         .map_err(ServeError::Store)?;
-    let app = AppState::new(config, store);
+    run_app(AppState::new(config, store), listener, shutdown).await
+}
+
+/// Runs an app whose store is open: the in-process test harness (`tests/it/support/app.rs`)
+/// builds the app itself, with a manual clock, and keeps a handle to it.
+pub async fn run_app(
+    app: AppState,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    let grace = app.config.server.shutdown_grace.get();
     // One probe and one heartbeat before the first request, so /health is right from the
     // start (a pinger must never see a false 503 while opswatch boots).
     probe_store(&app).await;

@@ -2,6 +2,7 @@
 //! this machine cannot reach.
 #![allow(dead_code)]
 
+pub mod app;
 pub mod fake_telegram;
 pub mod pm2;
 pub mod target;
