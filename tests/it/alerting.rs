@@ -204,33 +204,6 @@ async fn down_then_up_sends_exactly_one_critical_and_one_resolved_and_survives_a
 }
 
 #[tokio::test]
-async fn telegram_429_is_waited_out_and_delivers_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let fake = FakeTelegram::start().await;
-    fake.push(Reply::TooManyRequests { retry_after: 2 });
-    let target = Target::start().await;
-    target.set_status(500);
-    let store = sqlite_url(dir.path());
-    let app = Opswatch::start_with_config(dir.path(), &config(&store, &target, &fake, "api", ""));
-
-    let delivered = fake.wait_delivered(1, WAIT).await;
-    let requests = fake.requests();
-    assert_eq!(
-        requests.len(),
-        2,
-        "one 429, then one delivery: {requests:#?}"
-    );
-    let waited = requests[1].at.duration_since(requests[0].at);
-    assert!(
-        waited >= Duration::from_secs(2),
-        "retried after {waited:?}, before retry_after"
-    );
-    assert!(text(&delivered[0]).contains("api is DOWN"));
-    wait_results(&app, "api", false, 3, now_ms()).await;
-    assert_eq!(fake.delivered().len(), 1);
-}
-
-#[tokio::test]
 async fn telegram_down_for_a_while_delivers_once_afterwards() {
     let base = tempfile::tempdir().unwrap();
     for (store_url, _guard) in crate::support::store_urls(base.path()).await {
