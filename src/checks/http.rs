@@ -281,6 +281,36 @@ impl Check for HttpProbe {
         })
     }
 
+    fn problems(&self) -> Vec<(String, String)> {
+        let c = &self.config;
+        let mut found = Vec::new();
+        match url::Url::parse(&c.url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            Ok(_) => found.push((
+                "url".to_owned(),
+                "must be an http:// or https:// URL with a host".to_owned(),
+            )),
+            Err(e) => found.push(("url".to_owned(), format!("is not a URL: {e}"))),
+        }
+        if let Some(re) = &c.body_regex
+            && let Err(e) = regex_lite::Regex::new(re)
+        {
+            found.push((
+                "body_regex".to_owned(),
+                format!("invalid regular expression: {e}"),
+            ));
+        }
+        for name in c.headers.keys() {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                found.push((
+                    format!("headers.{name:?}"),
+                    "is not a valid header name".to_owned(),
+                ));
+            }
+        }
+        found
+    }
+
     fn summary(&self, seen: &Observation) -> String {
         format!(
             "HTTP {} in {} ms",

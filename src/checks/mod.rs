@@ -124,6 +124,11 @@ pub trait Check: Send + Sync + 'static {
     fn target(&self) -> serde_json::Value;
     /// The runbook text sent with a DOWN: the configured `hint`, or this kind's default.
     fn hint(&self) -> String;
+    /// What the config cannot say by types about this block: (key below the block, reason),
+    /// e.g. `("url", "is not a URL")`. Names and timing are checked for every kind alike.
+    fn problems(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
     /// A passing observation in a few words (`HTTP 200 in 12 ms`), for RESOLVED alerts and
     /// the `opswatch check` table.
     fn summary(&self, seen: &Observation) -> String;
