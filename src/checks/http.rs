@@ -2,101 +2,93 @@
 //! state, incidents or alerts.
 
 use std::error::Error as _;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
-use crate::config::{HttpCheckConfig, HttpMethod};
-use crate::store::ResultRow;
+use futures_util::future::BoxFuture;
+use serde_json::json;
+
+use super::{Check, CheckKind, Details, Failure, FailureKind, Observation, Timing};
+use crate::config::{Config, HttpCheckConfig, HttpMethod, redact_url};
 
 /// How much of a response body is read for `body_contains` / `body_regex`.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// Why a probe failed, as stored and shown (`error_kind`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureKind {
-    Timeout,
-    Dns,
-    Connect,
-    Tls,
-    Status,
-    Body,
-    Other,
-}
-
-impl FailureKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Timeout => "timeout",
-            Self::Dns => "dns",
-            Self::Connect => "connect",
-            Self::Tls => "tls",
-            Self::Status => "status",
-            Self::Body => "body",
-            Self::Other => "other",
-        }
-    }
+/// The checks of every `[[http]]` block.
+pub fn checks(config: &Config) -> Vec<Arc<dyn Check>> {
+    config
+        .http
+        .iter()
+        .map(|c| Arc::new(HttpProbe::new(c.clone())) as Arc<dyn Check>)
+        .collect()
 }
 
 /// A ready-to-run probe of one `[[http]]` block.
 pub struct HttpProbe {
     pub config: HttpCheckConfig,
-    client: reqwest::Client,
-    body_regex: Option<regex_lite::Regex>,
+    /// Compiled on the first probe that needs it; the config refuses an invalid one, so an
+    /// error here means a config built without validation, reported as a failed probe.
+    body_regex: OnceLock<Result<regex_lite::Regex, String>>,
 }
 
 impl HttpProbe {
-    pub fn new(config: HttpCheckConfig) -> anyhow::Result<Self> {
-        let client = shared_client(config.insecure, config.follow_redirects)?;
-        let body_regex = match &config.body_regex {
-            Some(re) => Some(regex_lite::Regex::new(re)?),
-            None => None,
-        };
-        Ok(Self {
+    /// Cheap: the client and the regular expression are made on first use.
+    pub fn new(config: HttpCheckConfig) -> Self {
+        Self {
             config,
-            client,
-            body_regex,
-        })
+            body_regex: OnceLock::new(),
+        }
     }
 
-    pub fn name(&self) -> &str {
-        &self.config.name
+    fn body_regex(&self) -> Option<Result<&regex_lite::Regex, Failure>> {
+        let re = self.config.body_regex.as_ref()?;
+        let compiled = self
+            .body_regex
+            .get_or_init(|| regex_lite::Regex::new(re).map_err(|e| e.to_string()));
+        Some(
+            compiled
+                .as_ref()
+                .map_err(|e| Failure::new(FailureKind::Other, format!("invalid body_regex: {e}"))),
+        )
     }
 
-    /// Probes once. Never fails: every outcome is a result.
-    pub async fn probe(&self) -> ResultRow {
-        let at_ms = crate::store::now_ms();
+    /// Probes once. Never fails: every outcome is an observation.
+    pub async fn observe(&self) -> Observation {
+        let at_ms = super::now_ms();
         let started = Instant::now();
         let outcome = tokio::time::timeout(self.config.timeout.get(), self.exchange()).await;
-        let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let latency_ms = super::millis(started.elapsed());
         let (status, cert, failure) = match outcome {
             Ok(Ok(done)) => (Some(done.status), done.cert_expires_ms, done.failure),
             Ok(Err(f)) => (None, None, Some(f)),
             Err(_) => (
                 None,
                 None,
-                Some((
+                Some(Failure::new(
                     FailureKind::Timeout,
                     format!("no answer within {}", self.config.timeout),
                 )),
             ),
         };
-        ResultRow {
+        Observation {
             at_ms,
-            ok: failure.is_none(),
             latency_ms: Some(latency_ms),
-            status_code: status.map(i64::from),
-            error_kind: failure.as_ref().map(|(k, _)| k.as_str().to_owned()),
-            error: failure.map(|(_, e)| e),
-            cert_expires_ms: cert,
+            failure,
+            details: Details {
+                status_code: status.map(i64::from),
+                cert_expires_ms: cert,
+            },
         }
     }
 
-    async fn exchange(&self) -> Result<Exchange, (FailureKind, String)> {
+    async fn exchange(&self) -> Result<Exchange, Failure> {
+        let client = shared_client(self.config.insecure, self.config.follow_redirects)
+            .map_err(|e| Failure::new(FailureKind::Other, format!("{e:#}")))?;
         let method = match self.config.method {
             HttpMethod::Get => reqwest::Method::GET,
             HttpMethod::Head => reqwest::Method::HEAD,
         };
-        let mut request = self.client.request(method, &self.config.url);
+        let mut request = client.request(method, &self.config.url);
         for (name, value) in &self.config.headers {
             request = request.header(name, value.expose());
         }
@@ -116,13 +108,14 @@ impl HttpProbe {
             return Ok(Exchange {
                 status,
                 cert_expires_ms,
-                failure: Some((
+                failure: Some(Failure::new(
                     FailureKind::Status,
-                    format!("HTTP {status} {reason}").trim_end().to_owned(),
+                    format!("HTTP {status} {reason}").trim_end(),
                 )),
             });
         }
-        let failure = if self.config.body_contains.is_some() || self.body_regex.is_some() {
+        let body_regex = self.body_regex().transpose()?;
+        let failure = if self.config.body_contains.is_some() || body_regex.is_some() {
             let mut body = Vec::new();
             while let Some(chunk) = response.chunk().await.map_err(describe)? {
                 let room = MAX_BODY_BYTES - body.len();
@@ -134,14 +127,14 @@ impl HttpProbe {
             let text = String::from_utf8_lossy(&body);
             if let Some(needle) = &self.config.body_contains {
                 (!text.contains(needle.as_str())).then(|| {
-                    (
+                    Failure::new(
                         FailureKind::Body,
                         format!("body does not contain {needle:?}"),
                     )
                 })
-            } else if let Some(re) = &self.body_regex {
+            } else if let Some(re) = body_regex {
                 (!re.is_match(&text)).then(|| {
-                    (
+                    Failure::new(
                         FailureKind::Body,
                         format!("body does not match /{}/", re.as_str()),
                     )
@@ -194,12 +187,12 @@ fn shared_client(insecure: bool, follow_redirects: bool) -> anyhow::Result<reqwe
 struct Exchange {
     status: u16,
     cert_expires_ms: Option<i64>,
-    failure: Option<(FailureKind, String)>,
+    failure: Option<Failure>,
 }
 
 /// A short description of a transport error. reqwest's own text quotes the URL, which may
 /// carry credentials, so it is rebuilt from the error's kind and its innermost cause.
-fn describe(e: reqwest::Error) -> (FailureKind, String) {
+fn describe(e: reqwest::Error) -> Failure {
     let e = e.without_url();
     let chain: Vec<String> =
         std::iter::successors(e.source(), |s: &&dyn std::error::Error| (*s).source())
@@ -216,7 +209,7 @@ fn describe(e: reqwest::Error) -> (FailureKind, String) {
     } else if e.is_connect() {
         FailureKind::Connect
     } else if e.is_redirect() {
-        return (FailureKind::Other, "too many redirects".to_owned());
+        return Failure::new(FailureKind::Other, "too many redirects");
     } else if e.is_body() || e.is_decode() {
         FailureKind::Body
     } else {
@@ -230,8 +223,99 @@ fn describe(e: reqwest::Error) -> (FailureKind, String) {
         FailureKind::Body => "reading the body failed",
         FailureKind::Status | FailureKind::Other => "request failed",
     };
-    let root = crate::config::redact_url(&root);
+    let root = redact_url(&root);
     let mut text = format!("{prefix}: {root}");
     text.truncate(text.floor_char_boundary(300));
-    (kind, text)
+    Failure::new(kind, text)
+}
+
+impl Check for HttpProbe {
+    fn kind(&self) -> CheckKind {
+        CheckKind::Http
+    }
+
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn timing(&self) -> Timing {
+        Timing {
+            every: self.config.every,
+            timeout: self.config.timeout,
+            failures: self.config.failures,
+            remind_every: self.config.remind_every,
+        }
+    }
+
+    fn probe(&self) -> BoxFuture<'_, Observation> {
+        Box::pin(self.observe())
+    }
+
+    fn target_line(&self) -> String {
+        redact_url(&self.config.url)
+    }
+
+    fn target_label(&self) -> &'static str {
+        "URL"
+    }
+
+    fn target(&self) -> serde_json::Value {
+        let c = &self.config;
+        json!({
+            "url": redact_url(&c.url),
+            "method": c.method,
+            "every": c.every,
+            "timeout": c.timeout,
+            "failures": c.failures,
+        })
+    }
+
+    fn hint(&self) -> String {
+        self.config.hint.clone().unwrap_or_else(|| {
+            format!(
+                "Open {} yourself; check that the app behind it runs (`pm2 status` / \
+                 `systemctl status`), read its latest logs (`pm2 logs --lines 50`), and check \
+                 that the reverse proxy reaches it.",
+                redact_url(&self.config.url)
+            )
+        })
+    }
+
+    fn problems(&self) -> Vec<(String, String)> {
+        let c = &self.config;
+        let mut found = Vec::new();
+        match url::Url::parse(&c.url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            Ok(_) => found.push((
+                "url".to_owned(),
+                "must be an http:// or https:// URL with a host".to_owned(),
+            )),
+            Err(e) => found.push(("url".to_owned(), format!("is not a URL: {e}"))),
+        }
+        if let Some(re) = &c.body_regex
+            && let Err(e) = regex_lite::Regex::new(re)
+        {
+            found.push((
+                "body_regex".to_owned(),
+                format!("invalid regular expression: {e}"),
+            ));
+        }
+        for name in c.headers.keys() {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                found.push((
+                    format!("headers.{name:?}"),
+                    "is not a valid header name".to_owned(),
+                ));
+            }
+        }
+        found
+    }
+
+    fn summary(&self, seen: &Observation) -> String {
+        format!(
+            "HTTP {} in {} ms",
+            seen.details.status_code.unwrap_or_default(),
+            seen.latency_ms.unwrap_or_default()
+        )
+    }
 }

@@ -38,20 +38,14 @@ pub async fn run(config: &Config) -> ExitCode {
         };
         report(format!("telegram {}", t.api_base), outcome);
     }
-    for cfg in &config.http {
-        let outcome = match crate::checks::http::HttpProbe::new(cfg.clone()) {
-            Ok(probe) => {
-                let r = probe.probe().await;
-                if r.ok {
-                    Ok(())
-                } else {
-                    Err(r.error.unwrap_or_else(|| "failed".to_owned()))
-                }
-            }
-            Err(e) => Err(format!("{e:#}")),
+    for check in crate::checks::configured(config) {
+        let seen = check.probe().await;
+        let outcome = match seen.failure {
+            None => Ok(()),
+            Some(f) => Err(f.text),
         };
         report(
-            format!("http {} {}", cfg.name, crate::config::redact_url(&cfg.url)),
+            format!("{} {} {}", check.kind(), check.name(), check.target_line()),
             outcome,
         );
     }

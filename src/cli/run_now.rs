@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use crate::rules::alert::{Alert, Severity};
 use std::time::Duration;
 
-use crate::checks::http::HttpProbe;
 use crate::checks::pm2;
 use crate::checks::system::SystemSampler;
 use crate::config::Config;
@@ -71,7 +70,7 @@ pub async fn alert_test(config: &Config) -> ExitCode {
 /// One line of the `opswatch check` table.
 struct Row {
     name: String,
-    kind: &'static str,
+    kind: String,
     level: Level,
     detail: String,
 }
@@ -79,36 +78,24 @@ struct Row {
 /// `opswatch check`: every check once (HTTP endpoints, host thresholds, PM2 apps), a table,
 /// exit 1 if anything is critical. Nothing is stored and nothing is sent.
 pub async fn check(config: &Config) -> ExitCode {
-    let mut probes = Vec::new();
-    for cfg in &config.http {
-        match HttpProbe::new(cfg.clone()) {
-            Ok(p) => probes.push(std::sync::Arc::new(p)),
-            Err(e) => {
-                eprintln!("opswatch: {}: {e:#}", cfg.name);
-                return ExitCode::from(1);
-            }
-        }
-    }
+    let checks = crate::checks::configured(config);
     let mut running = tokio::task::JoinSet::new();
-    for (i, probe) in probes.iter().enumerate() {
-        let probe = probe.clone();
-        running.spawn(async move { (i, probe.probe().await) });
+    for (i, check) in checks.iter().enumerate() {
+        let check = check.clone();
+        running.spawn(async move { (i, check.probe().await) });
     }
-    let mut results: Vec<_> = running.join_all().await;
-    results.sort_by_key(|(i, _)| *i);
-    let mut rows: Vec<Row> = probes
+    let mut seen: Vec<_> = running.join_all().await;
+    seen.sort_by_key(|(i, _)| *i);
+    let mut rows: Vec<Row> = checks
         .iter()
-        .zip(results.into_iter().map(|(_, r)| r))
-        .map(|(probe, r)| Row {
-            name: probe.name().to_owned(),
-            kind: "http",
-            level: if r.ok { Level::Ok } else { Level::Critical },
-            detail: match (&r.error, r.status_code) {
-                (Some(e), _) => e.clone(),
-                (None, Some(code)) => {
-                    format!("HTTP {code} in {} ms", r.latency_ms.unwrap_or_default())
-                }
-                (None, None) => String::new(),
+        .zip(seen.into_iter().map(|(_, o)| o))
+        .map(|(check, o)| Row {
+            name: check.name().to_owned(),
+            kind: check.kind().as_str().to_owned(),
+            level: if o.ok() { Level::Ok } else { Level::Critical },
+            detail: match o.error() {
+                Some(e) => e.to_owned(),
+                None => check.summary(&o),
             },
         })
         .collect();
@@ -243,10 +230,10 @@ async fn pm2_rows(config: &Config) -> Vec<Row> {
     }
 }
 
-fn row(name: &str, kind: &'static str, level: Level, detail: String) -> Row {
+fn row(name: &str, kind: &str, level: Level, detail: String) -> Row {
     Row {
         name: name.to_owned(),
-        kind,
+        kind: kind.to_owned(),
         level,
         detail,
     }

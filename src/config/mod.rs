@@ -119,7 +119,16 @@ impl Config {
 
         let problems: Vec<Problem> = validate::validate(&config)
             .into_iter()
-            .map(|(key, reason)| problem(parse_path(&key), reason))
+            .map(|found| {
+                let mut reason = found.reason;
+                if let Some(other) = found.also {
+                    reason.push_str(&format!("; also at key {other}"));
+                    if let Some((line, col)) = locate(&parse_path(&other)) {
+                        reason.push_str(&format!(" ({}:{line}:{col})", file.display()));
+                    }
+                }
+                problem(parse_path(&found.key), reason)
+            })
             .collect();
         if problems.is_empty() {
             Ok(config)

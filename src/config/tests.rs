@@ -173,3 +173,18 @@ fn missing_env_file_names_the_key() {
         p.reason
     );
 }
+
+#[test]
+fn a_check_name_used_twice_names_both_places() {
+    let p = only_problem(
+        "[[http]]\nname = \"api\"\nurl = \"http://x\"\n\n[[http]]\nname = \"api\"\nurl = \"http://y\"\n",
+    );
+    assert_eq!(p.key, "http[1].name");
+    assert_eq!(p.position, Some((6, 1)));
+    assert!(
+        p.reason
+            .contains("also at key http[0].name (/etc/opswatch/opswatch.toml:2:1)"),
+        "{}",
+        p.reason
+    );
+}

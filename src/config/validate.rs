@@ -1,18 +1,27 @@
 //! Checks that types alone cannot express. Each returns `(key path, reason)` pairs so that all
 //! problems are reported together.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::schema::Config;
 
-type Found = Vec<(String, String)>;
+/// One problem: the key it is about, why, and another key it clashes with, if any (both
+/// places are named to the operator).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Finding {
+    pub key: String,
+    pub reason: String,
+    pub also: Option<String>,
+}
+
+type Found = Vec<Finding>;
 
 pub(super) fn validate(c: &Config) -> Found {
     let mut found = Vec::new();
     storage(c, &mut found);
     telegram(c, &mut found);
     webhooks(c, &mut found);
-    http(c, &mut found);
+    checks(c, &mut found);
     system(c, &mut found);
     processes(c, &mut found);
     database(c, &mut found);
@@ -52,7 +61,11 @@ fn silences(c: &Config, found: &mut Found) {
 }
 
 fn push(found: &mut Found, key: impl Into<String>, reason: impl Into<String>) {
-    found.push((key.into(), reason.into()));
+    found.push(Finding {
+        key: key.into(),
+        reason: reason.into(),
+        also: None,
+    });
 }
 
 fn storage(c: &Config, found: &mut Found) {
@@ -108,43 +121,47 @@ fn webhooks(c: &Config, found: &mut Found) {
     }
 }
 
-fn http(c: &Config, found: &mut Found) {
-    let mut names = HashSet::new();
-    for (i, h) in c.http.iter().enumerate() {
-        let key = |k: &str| format!("http[{i}].{k}");
-        check_name(found, &key("name"), &h.name, &mut names);
-        check_http_url(found, &key("url"), &h.url);
-        if h.every.get() < std::time::Duration::from_secs(1) {
+/// Every up/down check, whatever its kind: a name unique across all kinds, sane timing, and
+/// what the kind itself finds wrong with its block.
+fn checks(c: &Config, found: &mut Found) {
+    use std::time::Duration;
+    let mut names: HashMap<String, String> = HashMap::new();
+    let mut index: HashMap<crate::checks::CheckKind, usize> = HashMap::new();
+    for check in crate::checks::configured(c) {
+        let kind = check.kind();
+        let slot = index.entry(kind).or_default();
+        let i = *slot;
+        *slot += 1;
+        let key = |k: &str| format!("{kind}[{i}].{k}");
+        let name = check.name();
+        if name.trim().is_empty() {
+            push(found, key("name"), "is empty");
+        } else if let Some(first) = names.get(name) {
+            found.push(Finding {
+                key: key("name"),
+                reason: format!("{name:?} is used twice"),
+                also: Some(first.clone()),
+            });
+        } else {
+            names.insert(name.to_owned(), key("name"));
+        }
+        let t = check.timing();
+        if t.every.get() < Duration::from_secs(1) {
             push(found, key("every"), "must be at least 1s");
         }
-        if h.timeout.get().is_zero() {
+        if t.timeout.get().is_zero() {
             push(found, key("timeout"), "must be more than 0s");
         }
-        if h.failures == 0 {
+        if t.failures == 0 {
             push(found, key("failures"), "must be at least 1");
         }
-        if let Some(r) = h.remind_every
-            && r.get() < std::time::Duration::from_secs(60)
+        if let Some(r) = t.remind_every
+            && r.get() < Duration::from_secs(60)
         {
             push(found, key("remind_every"), "must be at least 1m");
         }
-        if let Some(re) = &h.body_regex
-            && let Err(e) = regex_lite::Regex::new(re)
-        {
-            push(
-                found,
-                key("body_regex"),
-                format!("invalid regular expression: {e}"),
-            );
-        }
-        for name in h.headers.keys() {
-            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                push(
-                    found,
-                    format!("http[{i}].headers.{name:?}"),
-                    "is not a valid header name",
-                );
-            }
+        for (k, why) in check.problems() {
+            push(found, key(&k), why);
         }
     }
 }

@@ -82,11 +82,19 @@ pub async fn run_app(
     crate::notify::dispatcher::spawn(&app, channels, &shutdown, &mut tasks)
         .await
         .map_err(ServeError::Store)?;
-    for cfg in &app.config.http {
-        app.store
-            .ensure_check(&cfg.name, "http")
+    for check in crate::checks::configured(&app.config) {
+        let row = app
+            .store
+            .ensure_check(check.name(), check.kind().as_str())
             .await
             .map_err(ServeError::Store)?;
+        // /metrics shows a check from the start, in the state it was left in.
+        if row.state != "unknown" {
+            app.metrics
+                .check_up
+                .get_or_create(&jobs::updown::labels(check.as_ref()))
+                .set(i64::from(row.state != "down"));
+        }
     }
     jobs::scheduler(&app)
         .map_err(ServeError::Setup)?

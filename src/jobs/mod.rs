@@ -1,18 +1,17 @@
 //! Which jobs a running opswatch has, built from the config: one registration per job kind.
 
 pub mod history;
+pub mod updown;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::checks::http::HttpProbe;
 use crate::checks::system::{HostSnapshot, SystemSampler};
 use crate::checks::{pm2, systemd};
 use crate::daemon::live::Reading;
 use crate::daemon::metrics::CheckLabels;
 use crate::daemon::scheduler::{Job, Scheduler, Trigger};
 use crate::daemon::state::AppState;
-use crate::rules::http::CheckMemory;
 
 /// How long `pm2 jlist` or `systemctl show` may take before the poll counts as failed.
 const COLLECTOR_TIMEOUT: Duration = Duration::from_secs(20);
@@ -20,8 +19,8 @@ const COLLECTOR_TIMEOUT: Duration = Duration::from_secs(20);
 /// The scheduler with every job the config asks for.
 pub fn scheduler(app: &AppState) -> anyhow::Result<Scheduler> {
     let mut s = Scheduler::default();
-    for cfg in &app.config.http {
-        s.add(http_check(HttpProbe::new(cfg.clone())?));
+    for check in crate::checks::configured(&app.config) {
+        s.add(updown::job(check));
     }
     if app.config.system.enabled {
         s.add(system_sampler(app.config.system.sample_every.get()));
@@ -70,36 +69,6 @@ where
         timeout,
         run: Arc::new(move |app| Box::pin(run(app))),
     }
-}
-
-fn http_check(probe: HttpProbe) -> Job {
-    let probe = Arc::new(probe);
-    let memory = Arc::new(tokio::sync::Mutex::new(CheckMemory::default()));
-    let every = probe.config.every.get();
-    // The probe has its own timeout; this one only guards against the store hanging.
-    let timeout = probe.config.timeout.get() + Duration::from_secs(30);
-    job(
-        format!("http:{}", probe.name()),
-        Trigger::Every(every),
-        timeout,
-        move |app| {
-            let probe = probe.clone();
-            let memory = memory.clone();
-            async move {
-                let result = probe.probe().await;
-                app.metrics
-                    .check_duration
-                    .get_or_create(&CheckLabels {
-                        check: probe.name().to_owned(),
-                        kind: "http".to_owned(),
-                    })
-                    .observe(result.latency_ms.unwrap_or_default() as f64 / 1000.0);
-                let mut memory = memory.lock().await;
-                crate::rules::http::process(&app, &probe, &mut memory, &result).await?;
-                Ok(())
-            }
-        },
-    )
 }
 
 fn system_sampler(every: Duration) -> Job {

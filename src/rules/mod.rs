@@ -4,7 +4,6 @@ pub mod alert;
 pub mod condition;
 pub mod digest;
 pub mod host;
-pub mod http;
 pub mod processes;
 pub mod silence;
 pub mod updown;

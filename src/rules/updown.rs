@@ -8,8 +8,15 @@
 //!   already, a further DOWN is recorded but not sent, and neither is its RESOLVED or any
 //!   reminder; one notice says the check is flapping. Once a whole `flap_window` passes with
 //!   fewer DOWNs than the threshold, the next DOWN alerts normally again.
+//!
+//! The alert texts are shared too ([`word`]); a kind brings only its hint, its target line
+//! and how it sums up a passing probe (see `checks::Check`).
 
-use crate::store::{CheckRow, IncidentChange, IncidentRow, ResultRow};
+use crate::checks::{Check, Observation};
+use crate::rules::alert::Severity;
+use crate::store::{CheckRow, IncidentChange, IncidentRow, NewAlert, ResultRow};
+
+use super::human_duration;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {
@@ -130,6 +137,115 @@ pub fn decide(
         } else {
             Event::Down
         }),
+    }
+}
+
+/// The stored form of an observation.
+pub fn result_row(seen: &Observation) -> ResultRow {
+    ResultRow {
+        at_ms: seen.at_ms,
+        ok: seen.ok(),
+        latency_ms: seen.latency_ms,
+        status_code: seen.details.status_code,
+        error_kind: seen.failure.as_ref().map(|f| f.kind.as_str().to_owned()),
+        error: seen.error().map(str::to_owned),
+        cert_expires_ms: seen.details.cert_expires_ms,
+    }
+}
+
+/// The alert `event` raises for `check` (stored as `row`), worded for people.
+pub fn word(
+    event: &Event,
+    check: &dyn Check,
+    row: &CheckRow,
+    seen: &Observation,
+    incident_id: Option<i64>,
+    policy: &Policy,
+) -> NewAlert {
+    let name = check.name();
+    let timing = check.timing();
+    let failed_with = seen.error().unwrap_or("failed").to_owned();
+    let threshold = format!(
+        "DOWN after {} failed probe{} in a row (every {}, timeout {})",
+        timing.failures,
+        if timing.failures == 1 { "" } else { "s" },
+        timing.every,
+        timing.timeout
+    );
+    let base = NewAlert {
+        dedup_key: String::new(),
+        severity: Severity::Critical,
+        source: name.to_owned(),
+        kind: check.kind().as_str().to_owned(),
+        title: String::new(),
+        value: None,
+        threshold: Some(threshold),
+        hint: Some(check.hint()),
+        body: Some(format!("{}: {}", check.target_label(), check.target_line())),
+        silenced: false,
+    };
+    let incident = incident_id.unwrap_or_default();
+    match event {
+        Event::Down => NewAlert {
+            dedup_key: format!("check:{}:down:{}", row.id, seen.at_ms),
+            title: format!("{name} is DOWN"),
+            value: Some(failed_with),
+            ..base
+        },
+        Event::StillDown { n, down_ms } => NewAlert {
+            dedup_key: format!("incident:{incident}:remind:{n}"),
+            title: format!("{name} is still DOWN (for {})", human_duration(*down_ms)),
+            value: Some(failed_with),
+            ..base
+        },
+        Event::Up { down_ms } => NewAlert {
+            dedup_key: format!("incident:{incident}:resolved"),
+            severity: Severity::Resolved,
+            title: format!("{name} is UP again"),
+            value: Some(format!(
+                "down for {}; now {}",
+                human_duration(*down_ms),
+                check.summary(seen)
+            )),
+            threshold: None,
+            hint: None,
+            ..base
+        },
+        Event::Flapping { downs_in_window } => {
+            let first = *downs_in_window == i64::from(policy.flap_threshold) + 1;
+            NewAlert {
+                dedup_key: format!("check:{}:down:{}", row.id, seen.at_ms),
+                severity: if first {
+                    Severity::Info
+                } else {
+                    Severity::Critical
+                },
+                title: if first {
+                    format!("{name} is flapping: alerts paused")
+                } else {
+                    format!("{name} is DOWN (held: flapping)")
+                },
+                value: Some(format!(
+                    "DOWN {downs_in_window} times within {}; now: {failed_with}",
+                    human_duration(policy.flap_window_ms)
+                )),
+                threshold: Some(format!(
+                    "more than {} DOWNs within {}",
+                    policy.flap_threshold,
+                    human_duration(policy.flap_window_ms)
+                )),
+                hint: Some(format!(
+                    "Further DOWN/UP changes of {name} are recorded but not sent until it goes {} \
+                     without going DOWN more than {} times. Look for a restart loop or an \
+                     overloaded backend.",
+                    human_duration(policy.flap_window_ms),
+                    policy.flap_threshold
+                )),
+                // The notice itself goes out once; later held DOWNs are only recorded.
+                silenced: !first,
+                ..base
+            }
+        }
     }
 }
 

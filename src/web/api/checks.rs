@@ -1,13 +1,16 @@
 //! `GET /api/v1/status`, `GET /api/v1/checks`, `GET /api/v1/checks/{name}/results` (the newest
 //! raw results of the window, and its summary and chart from the roll-up tiers).
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::params::{ApiQuery, WindowParams};
-use crate::config::redact_url;
+use crate::checks::Check;
 use crate::daemon::state::AppState;
 use crate::store::{CheckRow, now_ms};
 use crate::web::error::ApiError;
@@ -26,21 +29,10 @@ struct CheckView {
     target: Option<Value>,
 }
 
-fn view(app: &AppState, row: CheckRow) -> CheckView {
-    let target = app
-        .config
-        .http
-        .iter()
-        .find(|h| h.name == row.name)
-        .map(|h| {
-            json!({
-                "url": redact_url(&h.url),
-                "method": h.method,
-                "every": h.every,
-                "timeout": h.timeout,
-                "failures": h.failures,
-            })
-        });
+fn view(configured: &Configured, row: CheckRow) -> CheckView {
+    let target = configured
+        .get(&(row.kind.clone(), row.name.clone()))
+        .map(|check| check.target());
     CheckView {
         name: row.name,
         kind: row.kind,
@@ -53,24 +45,30 @@ fn view(app: &AppState, row: CheckRow) -> CheckView {
     }
 }
 
+/// The configured checks by kind and name.
+type Configured = HashMap<(String, String), Arc<dyn Check>>;
+
+/// The stored checks that are still configured, as the API shows them.
+///
 /// A check removed from the config keeps its history but is no longer shown as current:
 /// otherwise one removed while down would keep the status red forever.
-fn configured(app: &AppState, row: &CheckRow) -> bool {
-    match row.kind.as_str() {
-        "http" => app.config.http.iter().any(|h| h.name == row.name),
-        _ => true,
-    }
-}
-
-pub async fn status(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let checks: Vec<CheckView> = app
+async fn current(app: &AppState) -> Result<Vec<CheckView>, ApiError> {
+    let configured: Configured = crate::checks::configured(&app.config)
+        .into_iter()
+        .map(|c| ((c.kind().as_str().to_owned(), c.name().to_owned()), c))
+        .collect();
+    Ok(app
         .store
         .list_checks()
         .await?
         .into_iter()
-        .filter(|c| configured(&app, c))
-        .map(|c| view(&app, c))
-        .collect();
+        .filter(|c| configured.contains_key(&(c.kind.clone(), c.name.clone())))
+        .map(|c| view(&configured, c))
+        .collect())
+}
+
+pub async fn status(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let checks = current(&app).await?;
     let down = checks.iter().filter(|c| c.state == "down").count();
     let health = app.health.report(now_ms());
     Ok(Json(json!({
@@ -82,14 +80,7 @@ pub async fn status(State(app): State<AppState>) -> Result<Json<Value>, ApiError
 }
 
 pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let checks: Vec<CheckView> = app
-        .store
-        .list_checks()
-        .await?
-        .into_iter()
-        .filter(|c| configured(&app, c))
-        .map(|c| view(&app, c))
-        .collect();
+    let checks = current(&app).await?;
     Ok(Json(json!({ "checks": checks })))
 }
 
