@@ -8,6 +8,8 @@
 //! alert texts they share live in `rules/updown.rs`; a kind brings only its own wording
 //! ([`Check::hint`], [`Check::target_label`], [`Check::summary`]).
 
+pub mod app_db;
+pub mod disputes;
 pub mod http;
 pub mod pm2;
 pub mod system;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod connect_check;
+mod disputes;
 mod run_now;
 
 use clap::{Parser, Subcommand};
@@ -185,7 +186,9 @@ async fn run(command: Command, config: Config) -> ExitCode {
             command: AlertCommand::Test,
         } => crate::cli::run_now::alert_test(&config).await,
         Command::Report { .. } => not_built("report"),
-        Command::Disputes { .. } => not_built("disputes check"),
+        Command::Disputes {
+            command: DisputesCommand::Check,
+        } => crate::cli::disputes::check(config).await,
         Command::Db { .. } => not_built("db vacuum"),
         Command::User { .. } => not_built("user hash"),
     }

@@ -34,6 +34,7 @@ pub struct Config {
     pub database: Option<DatabaseConfig>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disputes: Option<DisputesConfig>,
+    pub vacuum: VacuumConfig,
     pub auth: AuthConfig,
     pub alerts: AlertsConfig,
     pub history: HistoryConfig,
@@ -354,16 +355,68 @@ impl Default for SystemdConfig {
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
     pub url: DbUrl,
+    /// When the health report runs (daily, UTC).
+    #[serde(default = "db_report_schedule")]
+    pub schedule: Schedule,
+    /// A table with more dead tuples than this is a WARNING.
+    #[serde(default = "dead_tuples_warn")]
+    pub dead_tuples_warn: i64,
+    /// The app's own migrations table (`schema.table` or `table`) when it is not one of the
+    /// common ones opswatch finds by itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrations_table: Option<String>,
+    /// Every query of the report and of VACUUM is cut off after this long.
+    #[serde(default = "statement_timeout_30s")]
+    pub statement_timeout: HumanDuration,
+}
+
+fn db_report_schedule() -> Schedule {
+    "30 1 * * *".parse().expect("built-in schedule is valid")
+}
+
+fn dead_tuples_warn() -> i64 {
+    100_000
+}
+
+fn statement_timeout_30s() -> HumanDuration {
+    HumanDuration::from_secs(30)
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DisputesConfig {
-    /// Takes the last seen id as `$1`; returns at least `id`.
+    /// Its first column is the cursor, compared with `$1`; a column `id` (or else the first
+    /// column) names the dispute.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query: Option<String>,
     #[serde(default = "every_5m")]
     pub every: HumanDuration,
+    /// `false`: rows that exist at the first run never alert.
+    #[serde(default)]
+    pub backfill: bool,
+}
+
+/// `VACUUM (ANALYZE)` of the app's database; nothing runs until `enabled = true`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VacuumConfig {
+    pub enabled: bool,
+    pub schedule: Schedule,
+    /// A table whose lock cannot be had within this long is skipped, so the app never waits.
+    pub lock_timeout: HumanDuration,
+    /// The longest one table's VACUUM may take.
+    pub statement_timeout: HumanDuration,
+}
+
+impl Default for VacuumConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            schedule: "0 3 * * 3".parse().expect("built-in schedule is valid"),
+            lock_timeout: HumanDuration::from_secs(5),
+            statement_timeout: HumanDuration::from_secs(30 * 60),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]

@@ -287,6 +287,45 @@ fn database(c: &Config, found: &mut Found) {
         if d.every.get() < std::time::Duration::from_secs(1) {
             push(found, "disputes.every", "must be at least 1s");
         }
+        if let Some(q) = &d.query
+            && !q.contains("$1")
+        {
+            push(
+                found,
+                "disputes.query",
+                "must compare its first column with $1 (e.g. \"... WHERE id > $1 ORDER BY id\")",
+            );
+        }
+    }
+    if let Some(db) = &c.database {
+        if db.dead_tuples_warn < 1 {
+            push(found, "database.dead_tuples_warn", "must be at least 1");
+        }
+        if db.statement_timeout.get() < std::time::Duration::from_secs(1) {
+            push(found, "database.statement_timeout", "must be at least 1s");
+        }
+        if let Some(t) = &db.migrations_table
+            && (t.is_empty() || t.split('.').count() > 2 || t.split('.').any(str::is_empty))
+        {
+            push(
+                found,
+                "database.migrations_table",
+                "must be a table name, optionally with its schema (\"public.versions\")",
+            );
+        }
+    }
+    if c.vacuum.enabled && c.database.is_none() {
+        push(
+            found,
+            "vacuum.enabled",
+            "needs [database] url to run against",
+        );
+    }
+    if c.vacuum.lock_timeout.get().is_zero() {
+        push(found, "vacuum.lock_timeout", "must be more than 0s");
+    }
+    if c.vacuum.statement_timeout.get() < std::time::Duration::from_secs(1) {
+        push(found, "vacuum.statement_timeout", "must be at least 1s");
     }
 }
 

@@ -1,5 +1,6 @@
 //! Which jobs a running opswatch has, built from the config: one registration per job kind.
 
+pub mod disputes;
 pub mod history;
 pub mod updown;
 
@@ -49,6 +50,19 @@ pub fn scheduler(app: &AppState) -> anyhow::Result<Scheduler> {
         crate::jobs::history::RETENTION_TIMEOUT,
         crate::jobs::history::retention_job,
     ));
+    if let Some(d) = app.config.disputes.as_ref().filter(|d| d.query.is_some()) {
+        s.add(job(
+            "disputes:sql".to_owned(),
+            Trigger::Every(d.every.get()),
+            d.every.get().max(Duration::from_secs(120)),
+            |app| async move {
+                disputes::check_sql(&app)
+                    .await
+                    .map(|_| ())
+                    .map_err(Into::into)
+            },
+        ));
+    }
     if app.config.pm2.enabled.unwrap_or_else(pm2::pm2_on_path) {
         s.add(pm2_poller(app));
     }

@@ -129,6 +129,28 @@ async fn deliver_forever(
     }
 }
 
+/// For run-now commands: sends what is due on each channel now, pacing as the daemon does,
+/// and gives up on a channel at its first failure (the row stays queued for `serve`) or after
+/// `within`.
+pub async fn deliver_due_now(app: &AppState, channels: &[Channel], within: Duration) {
+    let owner = format!("cli-{}-{}", std::process::id(), app.clock.now_ms());
+    let deadline = tokio::time::Instant::now() + within;
+    for channel in channels {
+        let name = channel.name();
+        while tokio::time::Instant::now() < deadline {
+            match deliver_one(app, channel, &name, &owner).await {
+                Ok(Some(pause)) if !pause.is_zero() => tokio::time::sleep(pause).await,
+                // Zero pause: the attempt failed and was rescheduled; leave it to `serve`.
+                Ok(Some(_)) | Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(channel = %name, error = format!("{e:#}"), "cannot use the outbox");
+                    break;
+                }
+            }
+        }
+    }
+}
+
 /// Sends the head of the queue if it is due. `Ok(Some(pause))`: something was attempted,
 /// look again after `pause`; `Ok(None)`: nothing was due.
 async fn deliver_one(

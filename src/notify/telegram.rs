@@ -494,6 +494,7 @@ fn marker(severity: Severity) -> (&'static str, &'static str) {
         Severity::Warning => ("🟡", "WARNING"),
         Severity::Info => ("ℹ️", "INFO"),
         Severity::Resolved => ("✅", "RESOLVED"),
+        Severity::Dispute => ("⚖️", "DISPUTE"),
     }
 }
 

@@ -9,6 +9,8 @@ pub enum Severity {
     Warning,
     Info,
     Resolved,
+    /// A new dispute of the app: sent at once, never digested.
+    Dispute,
 }
 
 impl Severity {
@@ -18,6 +20,7 @@ impl Severity {
             Self::Warning => "warning",
             Self::Info => "info",
             Self::Resolved => "resolved",
+            Self::Dispute => "dispute",
         }
     }
 
@@ -27,6 +30,7 @@ impl Severity {
             "warning" => Some(Self::Warning),
             "info" => Some(Self::Info),
             "resolved" => Some(Self::Resolved),
+            "dispute" => Some(Self::Dispute),
             _ => None,
         }
     }

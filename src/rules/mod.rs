@@ -3,6 +3,7 @@
 pub mod alert;
 pub mod condition;
 pub mod digest;
+pub mod disputes;
 pub mod host;
 pub mod processes;
 pub mod silence;

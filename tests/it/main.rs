@@ -5,6 +5,7 @@ mod support;
 
 mod alerting;
 mod delivery_in_time;
+mod disputes;
 mod history;
 mod host_alerts;
 mod host_metrics;
