@@ -1,6 +1,7 @@
 //! Which jobs a running opswatch has, built from the config: one registration per job kind.
 
 pub mod history;
+pub mod pm2_events;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
