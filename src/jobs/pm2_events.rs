@@ -106,7 +106,13 @@ async fn judge(app: AppState, mut rx: mpsc::Receiver<Pm2Event>, shutdown: Cancel
         }
         for e in latest.values() {
             tracing::debug!(app = %e.name, pm_id = e.pm_id, event = %e.event, restarts = e.restarts, "PM2 event");
-            app.live.apply_pm2_event(e.pm_id, &e.status, e.restarts);
+            // PM2 sends `online` while the status it carries still says `launching`.
+            let status = if e.event == "online" {
+                "online"
+            } else {
+                &e.status
+            };
+            app.live.apply_pm2_event(e.pm_id, status, e.restarts);
             if let Err(err) = crate::rules::processes::evaluate_pm2_event(
                 &app,
                 &e.name,
