@@ -765,4 +765,48 @@ mod tests {
             assert!(text.contains(needed), "{text}");
         }
     }
+
+    /// Cost of one poll over the socket (bench/pm2_socket.sh, figure 1). Needs a running PM2
+    /// under `OPSWATCH_BENCH_PM2_HOME`; prints one result line.
+    #[test]
+    #[ignore = "needs a PM2 daemon with apps; run by bench/pm2_socket.sh"]
+    fn poll_cost() {
+        fn thread_cpu_ns() -> u64 {
+            // First field of schedstat: ns this thread spent on a CPU.
+            std::fs::read_to_string("/proc/thread-self/schedstat")
+                .ok()
+                .and_then(|s| s.split_ascii_whitespace().next()?.parse().ok())
+                .unwrap_or(0)
+        }
+        let home = PathBuf::from(std::env::var_os("OPSWATCH_BENCH_PM2_HOME").unwrap());
+        // One thread does everything, so its CPU time is the poll's.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let no_pm2 = Path::new("/nonexistent/pm2");
+        let timeout = Duration::from_secs(10);
+        let (apps, via) = rt
+            .block_on(poll_with(no_pm2, Some(&home), timeout))
+            .unwrap();
+        assert_eq!(via, Via::Socket);
+        let n = 100u32;
+        let (wall, cpu) = (std::time::Instant::now(), thread_cpu_ns());
+        let mut worst = Duration::ZERO;
+        for _ in 0..n {
+            let t = std::time::Instant::now();
+            let got = rt
+                .block_on(poll_with(no_pm2, Some(&home), timeout))
+                .unwrap();
+            worst = worst.max(t.elapsed());
+            assert_eq!(got.0.len(), apps.len());
+        }
+        let cpu_us = (thread_cpu_ns() - cpu) as f64 / 1000.0 / f64::from(n);
+        let wall_us = wall.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+        println!(
+            "{n} polls, {} apps: {wall_us:.0} µs wall, {cpu_us:.0} µs CPU per poll, worst {} µs wall",
+            apps.len(),
+            worst.as_micros()
+        );
+    }
 }
