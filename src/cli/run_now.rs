@@ -205,10 +205,16 @@ async fn host_rows(cfg: &SystemConfig) -> Vec<Row> {
 
 async fn pm2_rows(config: &Config) -> Vec<Row> {
     let asked = config.pm2.enabled == Some(true) || config.pm2.home.is_some();
-    match pm2::poll(config.pm2.home.as_deref(), Duration::from_secs(20)).await {
-        Ok(apps) => apps
-            .iter()
-            .map(|a| {
+    let read = pm2::poll_with(
+        std::path::Path::new("pm2"),
+        config.pm2.home.as_deref(),
+        Duration::from_secs(20),
+    )
+    .await;
+    match read {
+        Ok((apps, via)) => via_row(&via)
+            .into_iter()
+            .chain(apps.iter().map(|a| {
                 let down = matches!(
                     a.status.as_str(),
                     "stopped" | "errored" | "one-launch-status"
@@ -219,7 +225,7 @@ async fn pm2_rows(config: &Config) -> Vec<Row> {
                     if down { Level::Critical } else { Level::Ok },
                     format!("{}, {} restarts", a.status, a.restarts),
                 )
-            })
+            }))
             .collect(),
         Err(e) => vec![row(
             "pm2",
@@ -227,6 +233,21 @@ async fn pm2_rows(config: &Config) -> Vec<Row> {
             if asked { Level::Critical } else { Level::Ok },
             e.to_string(),
         )],
+    }
+}
+
+/// Says so when PM2 had to be read with `pm2 jlist` (its socket speaks another protocol).
+fn via_row(via: &pm2::Via) -> Option<Row> {
+    match via {
+        pm2::Via::Socket => None,
+        pm2::Via::Jlist { reason } => Some(row(
+            "pm2",
+            "pm2",
+            Level::Warning,
+            format!(
+                "read with `pm2 jlist`: the daemon's socket does not speak PM2's protocol ({reason})"
+            ),
+        )),
     }
 }
 

@@ -25,6 +25,8 @@ pub struct Live {
     pub systemd: RwLock<Option<Reading<UnitStatus>>>,
     /// Every failed unit on the host (`systemctl --failed`), watched or not.
     pub systemd_failed: RwLock<Vec<String>>,
+    /// Held while PM2 rules run: the poller and the event listener judge the same conditions.
+    pub pm2_rules: tokio::sync::Mutex<()>,
 }
 
 impl Live {
@@ -37,6 +39,24 @@ impl Live {
     pub fn set_pm2(&self, reading: Reading<Pm2App>) {
         if let Ok(mut p) = self.pm2.write() {
             *p = Some(reading);
+        }
+    }
+
+    /// Applies a PM2 event to the last reading, so that the API and dashboard show a restart
+    /// as it happens; the next poll brings the rest (pid, memory, uptime) up to date.
+    pub fn apply_pm2_event(&self, pm_id: i64, status: &str, restarts: i64) {
+        if let Ok(mut p) = self.pm2.write()
+            && let Some(app) = p
+                .as_mut()
+                .and_then(|r| r.items.iter_mut().find(|a| a.pm_id == pm_id))
+        {
+            app.status = status.to_owned();
+            app.restarts = app.restarts.max(restarts);
+            if status != "online" {
+                // Exited: no process, so no pid or uptime until the next poll sees the new one.
+                app.pid = None;
+                app.uptime_ms = None;
+            }
         }
     }
 

@@ -99,6 +99,7 @@ pub async fn run_app(
     jobs::scheduler(&app)
         .map_err(ServeError::Setup)?
         .spawn(&app, &shutdown, &mut tasks);
+    jobs::pm2_events::spawn(&app, &shutdown, &mut tasks);
 
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "opswatch is listening");

@@ -2,6 +2,7 @@
 
 pub mod disputes;
 pub mod history;
+pub mod pm2_events;
 pub mod updown;
 
 use std::sync::{Arc, Mutex};

@@ -53,6 +53,8 @@ struct Process<'a> {
 }
 
 pub async fn evaluate_pm2(app: &AppState, apps: &[Pm2App], now: i64) -> anyhow::Result<()> {
+    // The event listener evaluates the same conditions: one at a time, or both could raise.
+    let _one_at_a_time = app.live.pm2_rules.lock().await;
     if app
         .store
         .find_condition("pm2:daemon")
@@ -63,33 +65,50 @@ pub async fn evaluate_pm2(app: &AppState, apps: &[Pm2App], now: i64) -> anyhow::
         pm2_daemon(app, Level::Ok, listed, String::new(), now).await?;
     }
     for a in apps {
-        // Starting up or between restarts is not "down"; a crash loop catches it if it lasts.
-        let running = !matches!(
-            a.status.as_str(),
-            "stopped" | "errored" | "one-launch-status"
-        );
         let instance = format!("{}#{}", a.name, a.pm_id);
-        let p = Process {
-            source: format!("pm2:{}", a.name),
-            kind: "pm2",
-            name: &a.name,
-            state: a.status.clone(),
-            running,
-            restarts: Some(a.restarts),
-            restart_series: format!("pm2.restarts:{instance}"),
-            hint_stopped: format!(
-                "`pm2 logs {0} --lines 100 --nostream` shows why; `pm2 restart {0}` starts it again.",
-                a.name
-            ),
-            hint_restarts: format!(
-                "It keeps dying: `pm2 logs {0} --err --lines 100 --nostream`; check memory limits \
-                 (`max_memory_restart`) and the last deploy.",
-                a.name
-            ),
-        };
+        let p = pm2_process(&a.name, &instance, &a.status, a.restarts);
         evaluate(app, &p, &instance, now).await?;
     }
     Ok(())
+}
+
+/// A PM2 event (an app exited or came back, see `checks::pm2::events`): its restart counter is
+/// stored and the crash-loop and restart rules run for that process now, rather than at the
+/// next poll. The status rule ("down on two polls in a row") stays with the poller.
+pub async fn evaluate_pm2_event(
+    app: &AppState,
+    name: &str,
+    pm_id: i64,
+    restarts: i64,
+    now: i64,
+) -> anyhow::Result<()> {
+    let _one_at_a_time = app.live.pm2_rules.lock().await;
+    let instance = format!("{name}#{pm_id}");
+    let p = pm2_process(name, &instance, "", restarts);
+    app.store
+        .record_samples(now, &[(p.restart_series.clone(), restarts as f64)])
+        .await?;
+    evaluate_restarts(app, &p, &instance, now, restarts).await
+}
+
+fn pm2_process<'a>(name: &'a str, instance: &str, status: &str, restarts: i64) -> Process<'a> {
+    Process {
+        source: format!("pm2:{name}"),
+        kind: "pm2",
+        name,
+        state: status.to_owned(),
+        // Starting up or between restarts is not "down"; a crash loop catches it if it lasts.
+        running: !matches!(status, "stopped" | "errored" | "one-launch-status"),
+        restarts: Some(restarts),
+        restart_series: format!("pm2.restarts:{instance}"),
+        hint_stopped: format!(
+            "`pm2 logs {name} --lines 100 --nostream` shows why; `pm2 restart {name}` starts it again."
+        ),
+        hint_restarts: format!(
+            "It keeps dying: `pm2 logs {name} --err --lines 100 --nostream`; check memory limits \
+             (`max_memory_restart`) and the last deploy."
+        ),
+    }
 }
 
 /// PM2 could not be read. When the operator asked for PM2 (`[pm2] enabled = true` or a
@@ -110,11 +129,9 @@ pub async fn evaluate_pm2_unreachable(
              `pm2 resurrect` (as the deploy user) restores the saved list; `pm2 startup` makes it \
              survive reboots."
             .to_owned(),
-        _ => {
-            "Check that opswatch may read the PM2 home (`[pm2] home`, group permissions) and that \
-              `pm2 jlist` works as that user."
-                .to_owned()
-        }
+        _ => "Check that opswatch may connect to the PM2 daemon's socket (`[pm2] home`; the \
+             README's PM2 section says which group and modes to grant)."
+            .to_owned(),
     };
     pm2_daemon(app, Level::Critical, error.to_string(), hint, now).await
 }
@@ -221,6 +238,17 @@ async fn evaluate(app: &AppState, p: &Process<'_>, id: &str, now: i64) -> anyhow
     let Some(current) = p.restarts else {
         return Ok(());
     };
+    evaluate_restarts(app, p, id, now, current).await
+}
+
+/// The crash-loop CRITICAL and the restarted WARNING, from the stored restart counter.
+async fn evaluate_restarts(
+    app: &AppState,
+    p: &Process<'_>,
+    id: &str,
+    now: i64,
+    current: i64,
+) -> anyhow::Result<()> {
     let recent =
         restarts_within(app, &p.restart_series, now, CRASH_LOOP_WINDOW_MS, current).await?;
     let loop_limits = Limits {

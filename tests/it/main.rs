@@ -11,6 +11,7 @@ mod host_alerts;
 mod host_metrics;
 mod https_checks;
 mod pm2_real;
+mod pm2_socket;
 mod process_alerts;
 mod router;
 mod rules_in_time;

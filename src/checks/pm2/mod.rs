@@ -1,19 +1,39 @@
-//! PM2 processes, read with `pm2 jlist`.
+//! PM2 processes, read from the PM2 daemon's own sockets, without Node.
 //!
-//! `pm2 jlist` prints, for every app, its complete environment (database URLs, tokens…) twice.
-//! This module deserializes **only** the fields listed in [`Pm2App`] (serde skips everything
-//! else without keeping it), never logs or returns the raw output, and builds every error reason
-//! itself instead of quoting stdout/stderr.
+//! - [`poll`] asks the daemon for its process list over `$PM2_HOME/rpc.sock` (`getMonitorData`,
+//!   what `pm2 jlist` prints; [`axon_rpc`] over the [`amp`] framing): about a millisecond of
+//!   CPU instead of the ~140 ms a `pm2 jlist` Node process costs.
+//! - [`events`] subscribes to `$PM2_HOME/pub.sock`, where the daemon publishes `process:event`
+//!   (`exit`, `online`, `restart overlimit`…) as they happen, so a crash loop is seen within
+//!   a second instead of at the next poll.
+//! - `pm2 jlist` remains only as a fallback for a socket that answers in something else than
+//!   PM2's protocol (logged once, shown by `opswatch check`).
 //!
-//! `pm2 jlist` (like any pm2 command, even `pm2 --version`) **starts a daemon** when none is
-//! running, which would hide "PM2 is down after a reboot" behind an empty list and leave a stray
-//! daemon. [`poll`] therefore first connects to `$PM2_HOME/rpc.sock` (the daemon's RPC socket,
-//! removed by `pm2 kill`; a stale one refuses connections) and reports
-//! [`Pm2Error::DaemonNotRunning`] without running pm2 when nobody answers.
+//! Verified against PM2 **7.0.4** (npm, 2026-11) and **5.4.3** (`npm install pm2@5`): the same
+//! framing, request, answer and event shapes (see the real-PM2 tests in `tests/it/pm2_socket.rs`).
+//!
+//! The answer holds, for every app, its complete environment (database URLs, tokens…) twice,
+//! and so do the events (all of `pm2_env` except `env`). This module deserializes **only** the
+//! fields listed in [`Pm2App`] (serde skips everything else without keeping it), never logs or
+//! returns the raw bytes, and builds every error reason itself instead of quoting them.
+//!
+//! Nothing here starts a daemon (any `pm2` command would, even `pm2 --version`, hiding "PM2 is
+//! down after a reboot" behind an empty list): a missing `rpc.sock` (removed by `pm2 kill`) or
+//! a stale one that refuses connections is [`Pm2Error::DaemonNotRunning`], and the fallback only
+//! runs `pm2 jlist` once a peer did answer on the socket.
+//!
+//! Reading another user's PM2 needs write permission on its sockets (PM2 makes them mode 775,
+//! owned by the daemon's user and group) and search permission on the directories above them:
+//! [`Pm2Error::PermissionDenied`] says so.
+
+pub mod amp;
+pub mod axon_rpc;
+pub mod events;
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
@@ -48,17 +68,26 @@ pub struct Pm2App {
 /// Why PM2 could not be read. Reasons are composed here, never copied from pm2's output.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Pm2Error {
-    /// `pm2` (or the `node` it needs) is not on PATH.
+    /// `pm2` (or the `node` it needs) is not on PATH (only for the `pm2 jlist` fallback).
     #[error("pm2 is not installed: {0}")]
     NotInstalled(String),
-    /// No PM2 daemon answers for that PM2_HOME (pm2 was not run, so none was started).
+    /// No PM2 daemon answers for that PM2_HOME (and none was started).
     #[error("the PM2 daemon is not running")]
     DaemonNotRunning,
-    /// The PM2_HOME (or the pm2 binary) is not accessible to this user.
+    /// The PM2_HOME, its sockets (or the pm2 binary) are not accessible to this user; the
+    /// reason says what to grant.
     #[error("permission denied: {0}")]
     PermissionDenied(String),
-    #[error("pm2 jlist did not finish within {0:?}")]
+    #[error("PM2 did not answer within {0:?}")]
     Timeout(Duration),
+    /// The daemon closed the connection before its answer was complete (killed or restarted
+    /// in the middle of a request).
+    #[error("the PM2 daemon closed the connection before answering")]
+    Disconnected,
+    /// Something answered on the socket, but not in PM2's protocol. [`poll`] then falls back
+    /// to `pm2 jlist`.
+    #[error("the PM2 socket does not speak PM2's protocol: {0}")]
+    Protocol(String),
     /// pm2 ran and exited with a failure status.
     #[error("pm2 jlist failed: {0}")]
     Failed(String),
@@ -66,12 +95,12 @@ pub enum Pm2Error {
     #[error("unreadable pm2 jlist output: {0}")]
     Unparsable(String),
     /// Anything else (could not spawn, no HOME to find PM2_HOME from…).
-    #[error("could not run pm2: {0}")]
+    #[error("could not read PM2: {0}")]
     Io(String),
 }
 
 #[derive(Deserialize)]
-struct RawApp {
+pub(crate) struct RawApp {
     #[serde(default)]
     name: Option<String>,
     #[serde(default, deserialize_with = "lenient_num")]
@@ -110,7 +139,7 @@ struct RawMonit {
 }
 
 /// A number that PM2 may print as an integer, a float, a numeric string or null.
-fn lenient_num<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+pub(crate) fn lenient_num<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
     struct V;
     impl<'a> serde::de::Visitor<'a> for V {
         type Value = Option<f64>;
@@ -149,7 +178,7 @@ fn lenient_num<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error>
 const NOT_RUNNING: &[&str] = &["stopped", "errored", "waiting restart", "one-launch-status"];
 
 impl RawApp {
-    fn into_app(self, now_ms: i64) -> Pm2App {
+    pub(crate) fn into_app(self, now_ms: i64) -> Pm2App {
         let env = self.pm2_env;
         let monit = self.monit;
         let status = env
@@ -238,60 +267,113 @@ pub fn default_pm2_home() -> Option<PathBuf> {
 
 /// Whether a PM2 daemon answers on `<home>/rpc.sock`, without starting one.
 pub async fn daemon_running(home: &Path) -> Result<(), Pm2Error> {
-    let socket = home.join("rpc.sock");
-    match tokio::net::UnixStream::connect(&socket).await {
-        Ok(stream) => {
-            drop(stream);
-            Ok(())
-        }
-        Err(e) => match e.kind() {
-            // No socket (never started, or `pm2 kill`), or a stale one left by a crash.
-            ErrorKind::NotFound | ErrorKind::ConnectionRefused => match std::fs::metadata(home) {
-                Err(e) if e.kind() == ErrorKind::PermissionDenied => {
-                    Err(Pm2Error::PermissionDenied(format!(
-                        "cannot access PM2_HOME {}",
-                        home.display()
-                    )))
-                }
-                _ => Err(Pm2Error::DaemonNotRunning),
-            },
-            ErrorKind::PermissionDenied => Err(Pm2Error::PermissionDenied(format!(
-                "cannot connect to the PM2 daemon of PM2_HOME {}",
-                home.display()
-            ))),
-            _ => Err(Pm2Error::Io(format!(
-                "connecting to {}: {e}",
-                socket.display()
-            ))),
-        },
-    }
+    axon_rpc::connect(home, &home.join("rpc.sock"))
+        .await
+        .map(drop)
 }
 
-/// Runs `pm2 jlist` (the `pm2` found on PATH). See [`poll_with`].
+/// The error for a PM2_HOME or socket this user may not use, saying what to grant. PM2 makes
+/// its sockets mode 775 owned by the daemon's user and primary group (or `PM2_SOCKET_USER` /
+/// `PM2_SOCKET_GROUP` when set in the daemon's environment): connecting needs write permission
+/// on the socket, i.e. membership of that group, plus search (x) permission on every
+/// directory above it (`/home/deploy` is 700 on recent Debian).
+pub(crate) fn access_denied(home: &Path, socket: &Path) -> Pm2Error {
+    use std::os::unix::fs::MetadataExt;
+    let who = match std::fs::metadata(socket) {
+        Ok(m) => format!(
+            "{} is owned by group {} with mode {:o}",
+            socket.display(),
+            group_name(m.gid()).unwrap_or_else(|| m.gid().to_string()),
+            m.mode() & 0o777
+        ),
+        Err(_) => format!("{} cannot be searched", home.display()),
+    };
+    Pm2Error::PermissionDenied(format!(
+        "cannot connect to {} ({who}): add opswatch's user to the socket's group (the PM2 \
+         user's group, e.g. `usermod -aG deploy opswatch`), keep the socket group-writable \
+         (PM2 makes it 775) and give that group search (x) permission on {} and each directory \
+         above it",
+        socket.display(),
+        home.display()
+    ))
+}
+
+/// The name of group `gid` from `/etc/group`, if listed there.
+fn group_name(gid: u32) -> Option<String> {
+    let groups = std::fs::read_to_string("/etc/group").ok()?;
+    groups.lines().find_map(|line| {
+        let mut f = line.split(':');
+        let name = f.next()?;
+        let id = f.nth(1)?;
+        (id.parse::<u32>().ok()? == gid).then(|| name.to_owned())
+    })
+}
+
+/// How a process list was read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Via {
+    /// The daemon's RPC socket.
+    Socket,
+    /// `pm2 jlist`, because the socket answered in something else than PM2's protocol.
+    Jlist { reason: String },
+}
+
+/// Reads the process list (the `pm2` on PATH for the fallback). See [`poll_with`].
 pub async fn poll(home: Option<&Path>, timeout: Duration) -> Result<Vec<Pm2App>, Pm2Error> {
-    poll_with(Path::new("pm2"), home, timeout).await
+    poll_with(Path::new("pm2"), home, timeout)
+        .await
+        .map(|(apps, _)| apps)
 }
 
-/// Runs `<pm2_bin> jlist` for `home` (default: [`default_pm2_home`]) and parses it. Returns
-/// [`Pm2Error::DaemonNotRunning`] without running pm2 when no daemon answers, so that polling
-/// never starts one. The child gets no shell, `PM2_HOME` set explicitly, and is killed on
-/// timeout. `pm2_bin` allows an absolute path (nvm installs, minimal PATH under systemd).
+/// Set once the fallback was logged, so that a daemon speaking something else is one log
+/// line per process, not one per poll.
+static FALLBACK_LOGGED: AtomicBool = AtomicBool::new(false);
+
+/// Reads the process list of `home` (default: [`default_pm2_home`]) from its daemon's RPC
+/// socket, or with `<pm2_bin> jlist` when the socket speaks another protocol. Never starts a
+/// daemon. `pm2_bin` allows an absolute path (nvm installs, minimal PATH under systemd).
 pub async fn poll_with(
     pm2_bin: &Path,
     home: Option<&Path>,
     timeout: Duration,
-) -> Result<Vec<Pm2App>, Pm2Error> {
+) -> Result<(Vec<Pm2App>, Via), Pm2Error> {
     let home = match home {
         Some(h) => h.to_path_buf(),
         None => default_pm2_home().ok_or_else(|| {
             Pm2Error::Io("neither PM2_HOME nor HOME is set; configure the PM2 home".to_owned())
         })?,
     };
+    match axon_rpc::get_monitor_data(&home, timeout).await {
+        Ok(raw) => {
+            let now = now_ms();
+            Ok((
+                raw.into_iter().map(|r| r.into_app(now)).collect(),
+                Via::Socket,
+            ))
+        }
+        Err(Pm2Error::Protocol(reason)) => {
+            if !FALLBACK_LOGGED.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    pm2_home = %home.display(),
+                    %reason,
+                    "the PM2 RPC socket does not speak PM2's protocol; reading PM2 with `pm2 jlist` instead"
+                );
+            }
+            let apps = jlist(pm2_bin, &home, timeout).await?;
+            Ok((apps, Via::Jlist { reason }))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Runs `<pm2_bin> jlist` for `home` and parses it. Only called once a peer answered on the
+/// daemon's socket (so pm2 finds a daemon and starts none). The child gets no shell, `PM2_HOME`
+/// set explicitly, and is killed on timeout.
+async fn jlist(pm2_bin: &Path, home: &Path, timeout: Duration) -> Result<Vec<Pm2App>, Pm2Error> {
     let run = async {
-        daemon_running(&home).await?;
         let child = tokio::process::Command::new(pm2_bin)
             .arg("jlist")
-            .env("PM2_HOME", &home)
+            .env("PM2_HOME", home)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -307,7 +389,7 @@ pub async fn poll_with(
         if output.status.success() {
             parse_jlist(&stdout, now_ms())
         } else {
-            Err(classify_failure(output.status.code(), &stderr, &home))
+            Err(classify_failure(output.status.code(), &stderr, home))
         }
     };
     match tokio::time::timeout(timeout, run).await {
@@ -399,17 +481,18 @@ mod tests {
     use super::*;
 
     // Observed PM2 7.0.4 output (../../tests/fixtures/pm2, copied from the reference).
-    const CRASH_LOOP: &str = include_str!("../../tests/fixtures/pm2/jlist-crash-loop.json");
-    const ERRORED: &str = include_str!("../../tests/fixtures/pm2/jlist-errored-and-stopped.json");
-    const VERSIONING: &str = include_str!("../../tests/fixtures/pm2/jlist-with-versioning.json");
-    const NO_DAEMON: &str = include_str!("../../tests/fixtures/pm2/jlist-no-daemon.stdout");
-    const BANNER: &str = include_str!("../../tests/fixtures/pm2/jlist-first-run-banner.stdout");
+    const CRASH_LOOP: &str = include_str!("../../../tests/fixtures/pm2/jlist-crash-loop.json");
+    const ERRORED: &str =
+        include_str!("../../../tests/fixtures/pm2/jlist-errored-and-stopped.json");
+    const VERSIONING: &str = include_str!("../../../tests/fixtures/pm2/jlist-with-versioning.json");
+    const NO_DAEMON: &str = include_str!("../../../tests/fixtures/pm2/jlist-no-daemon.stdout");
+    const BANNER: &str = include_str!("../../../tests/fixtures/pm2/jlist-first-run-banner.stdout");
     const BANNER_ANSI: &str =
-        include_str!("../../tests/fixtures/pm2/jlist-first-run-banner-ansi.stdout");
+        include_str!("../../../tests/fixtures/pm2/jlist-first-run-banner-ansi.stdout");
     const DENIED_OUT: &str =
-        include_str!("../../tests/fixtures/pm2/jlist-permission-denied.stdout");
+        include_str!("../../../tests/fixtures/pm2/jlist-permission-denied.stdout");
     const DENIED_ERR: &str =
-        include_str!("../../tests/fixtures/pm2/jlist-permission-denied.stderr");
+        include_str!("../../../tests/fixtures/pm2/jlist-permission-denied.stderr");
 
     /// 2026-11-23T15:08:45.990Z, 20 s after `web` started.
     const NOW: i64 = 1_795_446_525_990;
@@ -619,11 +702,21 @@ mod tests {
         assert_eq!(e, Pm2Error::DaemonNotRunning);
     }
 
+    /// A peer on `rpc.sock` that answers every connection with an HTTP error (not PM2).
+    fn serve_garbage(dir: &Path) -> tokio::task::JoinHandle<()> {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::UnixListener::bind(dir.join("rpc.sock")).unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+            }
+        })
+    }
+
     #[tokio::test]
-    async fn missing_binary_and_timeout() {
+    async fn a_socket_speaking_something_else_falls_back_to_jlist() {
         let dir = tempfile::tempdir().unwrap();
-        let _listener =
-            std::os::unix::net::UnixListener::bind(dir.path().join("rpc.sock")).unwrap();
+        let server = serve_garbage(dir.path());
         let e = poll_with(
             &dir.path().join("no-such-pm2"),
             Some(dir.path()),
@@ -653,10 +746,67 @@ mod tests {
         )
         .unwrap();
         std::fs::set_permissions(&ok, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let apps = poll_with(&ok, Some(dir.path()), Duration::from_secs(5))
+        let (apps, via) = poll_with(&ok, Some(dir.path()), Duration::from_secs(5))
             .await
             .unwrap();
         let expected = dir.path().file_name().unwrap().to_str().unwrap();
         assert_eq!(apps[0].name, expected, "PM2_HOME is passed to pm2");
+        assert!(matches!(via, Via::Jlist { .. }), "{via:?}");
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn a_socket_this_user_may_not_use_says_what_to_grant() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = access_denied(dir.path(), &dir.path().join("rpc.sock"));
+        let text = e.to_string();
+        assert!(matches!(e, Pm2Error::PermissionDenied(_)));
+        for needed in ["group", "775", "search (x)"] {
+            assert!(text.contains(needed), "{text}");
+        }
+    }
+
+    /// Cost of one poll over the socket (bench/pm2_socket.sh, figure 1). Needs a running PM2
+    /// under `OPSWATCH_BENCH_PM2_HOME`; prints one result line.
+    #[test]
+    #[ignore = "needs a PM2 daemon with apps; run by bench/pm2_socket.sh"]
+    fn poll_cost() {
+        fn thread_cpu_ns() -> u64 {
+            // First field of schedstat: ns this thread spent on a CPU.
+            std::fs::read_to_string("/proc/thread-self/schedstat")
+                .ok()
+                .and_then(|s| s.split_ascii_whitespace().next()?.parse().ok())
+                .unwrap_or(0)
+        }
+        let home = PathBuf::from(std::env::var_os("OPSWATCH_BENCH_PM2_HOME").unwrap());
+        // One thread does everything, so its CPU time is the poll's.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let no_pm2 = Path::new("/nonexistent/pm2");
+        let timeout = Duration::from_secs(10);
+        let (apps, via) = rt
+            .block_on(poll_with(no_pm2, Some(&home), timeout))
+            .unwrap();
+        assert_eq!(via, Via::Socket);
+        let n = 100u32;
+        let (wall, cpu) = (std::time::Instant::now(), thread_cpu_ns());
+        let mut worst = Duration::ZERO;
+        for _ in 0..n {
+            let t = std::time::Instant::now();
+            let got = rt
+                .block_on(poll_with(no_pm2, Some(&home), timeout))
+                .unwrap();
+            worst = worst.max(t.elapsed());
+            assert_eq!(got.0.len(), apps.len());
+        }
+        let cpu_us = (thread_cpu_ns() - cpu) as f64 / 1000.0 / f64::from(n);
+        let wall_us = wall.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+        println!(
+            "{n} polls, {} apps: {wall_us:.0} µs wall, {cpu_us:.0} µs CPU per poll, worst {} µs wall",
+            apps.len(),
+            worst.as_micros()
+        );
     }
 }
