@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod connect_check;
+mod generate;
 mod run_now;
 
 use clap::{Parser, Subcommand};
@@ -16,7 +17,7 @@ use crate::daemon::telemetry::{self, LogFormat};
 #[derive(Debug, Parser)]
 #[command(
     name = "opswatch",
-    version,
+    version = VERSION,
     about = "Keeps watch over a small production server."
 )]
 pub struct Cli {
@@ -79,6 +80,15 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Print a shell completion script (the package installs them).
+    #[command(hide = true)]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page in roff (the package installs it).
+    #[command(hide = true)]
+    Man,
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,9 +133,23 @@ pub enum UserCommand {
     Hash,
 }
 
+/// `opswatch --version`: the crate version and the git revision it was built from (build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("OPSWATCH_GIT_REV"),
+    ")"
+);
+
 /// Parses the command line and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Generated from the command line alone: no config, no logging, no runtime.
+    match cli.command {
+        Command::Completions { shell } => return generate::completions(shell),
+        Command::Man => return generate::man(),
+        _ => {}
+    }
     telemetry::init(cli.log_format);
     let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
@@ -188,6 +212,8 @@ async fn run(command: Command, config: Config) -> ExitCode {
         Command::Disputes { .. } => not_built("disputes check"),
         Command::Db { .. } => not_built("db vacuum"),
         Command::User { .. } => not_built("user hash"),
+        Command::Completions { shell } => generate::completions(shell),
+        Command::Man => generate::man(),
     }
 }
 
