@@ -5,6 +5,7 @@ pub mod health;
 pub mod live;
 pub mod metrics;
 pub mod scheduler;
+pub mod sd_notify;
 pub mod serve;
 pub mod state;
 pub mod telemetry;

@@ -84,9 +84,14 @@ pub async fn launch(
         .map_err(ServeError::Setup)?
         .spawn(&app, &shutdown, &mut tasks);
 
+    crate::daemon::sd_notify::spawn_watchdog(&app, &shutdown, &mut tasks);
+
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "opswatch is listening");
     }
+    // The store is migrated and the listener bound: the web server below only starts
+    // accepting what the kernel already queues.
+    crate::daemon::sd_notify::ready();
     let web = crate::web::serve(app.clone(), listener, {
         let shutdown = shutdown.clone();
         async move { shutdown.cancelled().await }
@@ -105,6 +110,7 @@ pub async fn launch(
         }
     };
     shutdown.cancel();
+    crate::daemon::sd_notify::stopping();
     drain(&mut tasks, grace).await;
     app.store.close().await;
     outcome.map_err(ServeError::Web)
