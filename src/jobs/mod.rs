@@ -1,5 +1,6 @@
 //! Which jobs a running opswatch has, built from the config: one registration per job kind.
 
+pub mod heartbeat;
 pub mod history;
 
 use std::sync::{Arc, Mutex};
@@ -56,6 +57,9 @@ pub fn scheduler(app: &AppState) -> anyhow::Result<Scheduler> {
     }
     if !app.config.systemd.units.is_empty() {
         s.add(systemd_poller(app));
+    }
+    if let Some(cfg) = &app.config.heartbeat {
+        s.add(heartbeat::job(cfg)?);
     }
     Ok(s)
 }

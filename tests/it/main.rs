@@ -4,6 +4,7 @@
 mod support;
 
 mod alerting;
+mod heartbeat;
 mod history;
 mod host_alerts;
 mod host_metrics;
