@@ -170,13 +170,17 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(run(cli.command, config))
+    runtime.block_on(run(cli.command, config, cli.config))
 }
 
-async fn run(command: Command, config: Config) -> ExitCode {
+async fn run(command: Command, config: Config, config_path: Option<PathBuf>) -> ExitCode {
     match command {
         Command::Serve { listen } => {
-            match crate::daemon::serve::run(with_listen(config, listen)).await {
+            let source = crate::daemon::serve::Source {
+                path: config_path,
+                listen_override: listen,
+            };
+            match crate::daemon::serve::run(with_listen(config, listen), Some(source)).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("opswatch: {e}");

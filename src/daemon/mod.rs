@@ -4,6 +4,7 @@
 pub mod health;
 pub mod live;
 pub mod metrics;
+pub mod reload;
 pub mod scheduler;
 pub mod sd_notify;
 pub mod serve;

@@ -10,10 +10,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::daemon::health::{STORE_PROBE_EVERY, STORE_PROBE_TIMEOUT};
+pub use crate::daemon::reload::Source;
+use crate::daemon::reload::Supervisor;
 use crate::daemon::state::AppState;
-use crate::jobs;
-use crate::notify::Channel;
-use crate::notify::telegram::DEFAULT_REQUEST_TIMEOUT;
 use crate::store::{Store, now_ms};
 
 #[derive(Debug, thiserror::Error)]
@@ -28,8 +27,9 @@ pub enum ServeError {
     Web(std::io::Error),
 }
 
-/// Binds `config.server.listen`, runs until SIGINT/SIGTERM, then shuts down cleanly.
-pub async fn run(config: Config) -> Result<(), ServeError> {
+/// Binds `config.server.listen`, runs until SIGINT/SIGTERM, then shuts down cleanly. Without
+/// a `source` a reload is refused.
+pub async fn run(config: Config, source: Option<Source>) -> Result<(), ServeError> {
     let addr = config.server.listen;
     let listener = TcpListener::bind(addr)
         .await
@@ -47,13 +47,23 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         })?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    launch(config, listener, shutdown).await
+    launch_reloadable(config, source, listener, shutdown).await
 }
 
 /// Runs opswatch on an already bound listener until `shutdown` is cancelled. Tests call this
 /// with a listener on port 0.
 pub async fn launch(
     config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    launch_reloadable(config, None, listener, shutdown).await
+}
+
+/// [`launch`], re-reading the config from `source` on SIGHUP or `POST /api/v1/reload`.
+pub async fn launch_reloadable(
+    config: Config,
+    source: Option<Source>,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
@@ -69,21 +79,11 @@ pub async fn launch(
 
     let mut tasks = JoinSet::new();
     tasks.spawn(probe_store_forever(app.clone(), shutdown.clone()));
-    let channels =
-        Channel::all_from(&app.config, DEFAULT_REQUEST_TIMEOUT).map_err(ServeError::Setup)?;
-    crate::notify::dispatcher::spawn(&app, channels, &shutdown, &mut tasks)
+    // The checks, jobs and channels run under the reload supervisor (daemon/reload.rs), which
+    // replaces them when the config is reloaded.
+    let supervisor = Supervisor::start(&app, source, &shutdown)
         .await
-        .map_err(ServeError::Store)?;
-    for cfg in &app.config.http {
-        app.store
-            .ensure_check(&cfg.name, "http")
-            .await
-            .map_err(ServeError::Store)?;
-    }
-    jobs::scheduler(&app)
-        .map_err(ServeError::Setup)?
-        .spawn(&app, &shutdown, &mut tasks);
-
+        .map_err(ServeError::Setup)?;
     crate::daemon::sd_notify::spawn_watchdog(&app, &shutdown, &mut tasks);
 
     if let Ok(addr) = listener.local_addr() {
@@ -92,10 +92,11 @@ pub async fn launch(
     // The store is migrated and the listener bound: the web server below only starts
     // accepting what the kernel already queues.
     crate::daemon::sd_notify::ready();
-    let web = crate::web::serve(app.clone(), listener, {
+    let web = crate::web::serve_router(supervisor.router(), listener, {
         let shutdown = shutdown.clone();
         async move { shutdown.cancelled().await }
     });
+    tasks.spawn(supervisor.run(grace));
     let mut web = std::pin::pin!(web);
     let outcome = tokio::select! {
         r = &mut web => r,

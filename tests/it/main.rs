@@ -11,6 +11,7 @@ mod host_metrics;
 mod https_checks;
 mod pm2_real;
 mod process_alerts;
+mod reload;
 mod router;
 mod silences;
 mod spine;
