@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 mod connect_check;
 mod disputes;
+mod generate;
 mod run_now;
 
 use clap::{Parser, Subcommand};
@@ -17,7 +18,7 @@ use crate::daemon::telemetry::{self, LogFormat};
 #[derive(Debug, Parser)]
 #[command(
     name = "opswatch",
-    version,
+    version = VERSION,
     about = "Keeps watch over a small production server."
 )]
 pub struct Cli {
@@ -80,6 +81,15 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Print a shell completion script (the package installs them).
+    #[command(hide = true)]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page in roff (the package installs it).
+    #[command(hide = true)]
+    Man,
 }
 
 #[derive(Debug, Subcommand)]
@@ -124,9 +134,23 @@ pub enum UserCommand {
     Hash,
 }
 
+/// `opswatch --version`: the crate version and the git revision it was built from (build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("OPSWATCH_GIT_REV"),
+    ")"
+);
+
 /// Parses the command line and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Generated from the command line alone: no config, no logging, no runtime.
+    match cli.command {
+        Command::Completions { shell } => return generate::completions(shell),
+        Command::Man => return generate::man(),
+        _ => {}
+    }
     telemetry::init(cli.log_format);
     let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
@@ -147,13 +171,17 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(run(cli.command, config))
+    runtime.block_on(run(cli.command, config, cli.config))
 }
 
-async fn run(command: Command, config: Config) -> ExitCode {
+async fn run(command: Command, config: Config, config_path: Option<PathBuf>) -> ExitCode {
     match command {
         Command::Serve { listen } => {
-            match crate::daemon::serve::run(with_listen(config, listen)).await {
+            let source = crate::daemon::serve::Source {
+                path: config_path,
+                listen_override: listen,
+            };
+            match crate::daemon::serve::run(with_listen(config, listen), Some(source)).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("opswatch: {e}");
@@ -191,6 +219,8 @@ async fn run(command: Command, config: Config) -> ExitCode {
         } => crate::cli::disputes::check(config).await,
         Command::Db { .. } => not_built("db vacuum"),
         Command::User { .. } => not_built("user hash"),
+        Command::Completions { shell } => generate::completions(shell),
+        Command::Man => generate::man(),
     }
 }
 

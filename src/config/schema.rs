@@ -40,6 +40,8 @@ pub struct Config {
     pub history: HistoryConfig,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub silence: Vec<SilenceConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<HeartbeatConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -519,4 +521,19 @@ pub struct SilenceConfig {
     pub duration: Option<HumanDuration>,
     #[serde(default)]
     pub comment: String,
+}
+
+/// An outbound dead-man ping (Healthchecks-style): `url` while opswatch is healthy, `url/fail`
+/// while it is not, so a watcher outside the box notices when opswatch dies or stalls.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatConfig {
+    /// The ping URL carries the check's credential in its path: treated as a secret.
+    pub url: Secret,
+    #[serde(default = "every_1m")]
+    pub every: HumanDuration,
+}
+
+fn every_1m() -> HumanDuration {
+    HumanDuration::from_secs(60)
 }

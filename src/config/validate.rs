@@ -28,7 +28,15 @@ pub(super) fn validate(c: &Config) -> Found {
     auth(c, &mut found);
     silences(c, &mut found);
     history(c, &mut found);
+    heartbeat(c, &mut found);
     found
+}
+
+fn heartbeat(c: &Config, found: &mut Found) {
+    if let Some(h) = &c.heartbeat {
+        // The reason never quotes the URL: it is a secret.
+        check_http_url(found, "heartbeat.url", h.url.expose());
+    }
 }
 
 fn silences(c: &Config, found: &mut Found) {

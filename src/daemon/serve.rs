@@ -10,10 +10,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::daemon::health::{STORE_PROBE_EVERY, STORE_PROBE_TIMEOUT};
+pub use crate::daemon::reload::Source;
+use crate::daemon::reload::Supervisor;
 use crate::daemon::state::AppState;
-use crate::jobs;
-use crate::notify::Channel;
-use crate::notify::telegram::DEFAULT_REQUEST_TIMEOUT;
 use crate::store::{Store, now_ms};
 
 #[derive(Debug, thiserror::Error)]
@@ -28,8 +27,9 @@ pub enum ServeError {
     Web(std::io::Error),
 }
 
-/// Binds `config.server.listen`, runs until SIGINT/SIGTERM, then shuts down cleanly.
-pub async fn run(config: Config) -> Result<(), ServeError> {
+/// Binds `config.server.listen`, runs until SIGINT/SIGTERM, then shuts down cleanly. Without
+/// a `source` a reload is refused.
+pub async fn run(config: Config, source: Option<Source>) -> Result<(), ServeError> {
     let addr = config.server.listen;
     let listener = TcpListener::bind(addr)
         .await
@@ -47,7 +47,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         })?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    launch(config, listener, shutdown).await
+    launch_reloadable(config, source, listener, shutdown).await
 }
 
 /// Runs opswatch on an already bound listener until `shutdown` is cancelled.
@@ -56,16 +56,27 @@ pub async fn launch(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
+    launch_reloadable(config, None, listener, shutdown).await
+}
+
+/// [`launch`], re-reading the config from `source` on SIGHUP or `POST /api/v1/reload`.
+pub async fn launch_reloadable(
+    config: Config,
+    source: Option<Source>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
     let store = Store::open(config.storage.url.expose())
         .await
         .map_err(ServeError::Store)?;
-    run_app(AppState::new(config, store), listener, shutdown).await
+    run_app(AppState::new(config, store), source, listener, shutdown).await
 }
 
 /// Runs an app whose store is open: the in-process test harness (`tests/it/support/app.rs`)
 /// builds the app itself, with a manual clock, and keeps a handle to it.
 pub async fn run_app(
     app: AppState,
+    source: Option<Source>,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
@@ -77,37 +88,24 @@ pub async fn run_app(
 
     let mut tasks = JoinSet::new();
     tasks.spawn(probe_store_forever(app.clone(), shutdown.clone()));
-    let channels =
-        Channel::all_from(&app.config, DEFAULT_REQUEST_TIMEOUT).map_err(ServeError::Setup)?;
-    crate::notify::dispatcher::spawn(&app, channels, &shutdown, &mut tasks)
+    // The checks, jobs and channels run under the reload supervisor (daemon/reload.rs), which
+    // replaces them when the config is reloaded.
+    let supervisor = Supervisor::start(&app, source, &shutdown)
         .await
-        .map_err(ServeError::Store)?;
-    for check in crate::checks::configured(&app.config) {
-        let row = app
-            .store
-            .ensure_check(check.name(), check.kind().as_str())
-            .await
-            .map_err(ServeError::Store)?;
-        // /metrics shows a check from the start, in the state it was left in.
-        if row.state != "unknown" {
-            app.metrics
-                .check_up
-                .get_or_create(&jobs::updown::labels(check.as_ref()))
-                .set(i64::from(row.state != "down"));
-        }
-    }
-    jobs::scheduler(&app)
-        .map_err(ServeError::Setup)?
-        .spawn(&app, &shutdown, &mut tasks);
-    jobs::pm2_events::spawn(&app, &shutdown, &mut tasks);
+        .map_err(ServeError::Setup)?;
+    crate::daemon::sd_notify::spawn_watchdog(&app, &shutdown, &mut tasks);
 
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "opswatch is listening");
     }
-    let web = crate::web::serve(app.clone(), listener, {
+    // The store is migrated and the listener bound: the web server below only starts
+    // accepting what the kernel already queues.
+    crate::daemon::sd_notify::ready();
+    let web = crate::web::serve_router(supervisor.router(), listener, {
         let shutdown = shutdown.clone();
         async move { shutdown.cancelled().await }
     });
+    tasks.spawn(supervisor.run(grace));
     let mut web = std::pin::pin!(web);
     let outcome = tokio::select! {
         r = &mut web => r,
@@ -122,6 +120,7 @@ pub async fn run_app(
         }
     };
     shutdown.cancel();
+    crate::daemon::sd_notify::stopping();
     drain(&mut tasks, grace).await;
     app.store.close().await;
     outcome.map_err(ServeError::Web)

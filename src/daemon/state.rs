@@ -18,18 +18,20 @@ pub struct App {
     /// opswatch's own history.
     pub store: Store,
     /// Liveness of the store and scheduler, read by `/health` without touching the store.
-    pub health: Health,
+    pub health: Arc<Health>,
     /// Everything `/metrics` exports.
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     /// Names of the configured channels (`telegram`, `webhook:NAME`): each alert gets one
     /// outbox row per channel.
     pub channels: Vec<String>,
     /// The latest host, PM2 and systemd readings.
-    pub live: crate::daemon::live::Live,
+    pub live: Arc<crate::daemon::live::Live>,
     /// Bumped when an alert was written, so the dispatcher sends it at once.
     pub outbox_wake: tokio::sync::watch::Sender<u64>,
     /// Where rules, the digest, silences, the dispatcher and retention read the time.
     pub clock: crate::daemon::clock::Clock,
+    /// Asks the running `serve` to re-read its config (`POST /api/v1/reload`, like SIGHUP).
+    pub reload: crate::daemon::reload::Handle,
 }
 
 impl AppState {
@@ -47,12 +49,29 @@ impl AppState {
         Self(Arc::new(App {
             config,
             store,
-            health: Health::new(backend),
-            metrics: Metrics::new(),
+            health: Arc::new(Health::new(backend)),
+            metrics: Arc::new(Metrics::new()),
             channels,
             live: Default::default(),
             outbox_wake: tokio::sync::watch::Sender::new(0),
             clock,
+            reload: Default::default(),
+        }))
+    }
+
+    /// The state of a reloaded config: everything that outlives a config (the store, health,
+    /// metrics, live readings, the outbox wake-up, the reload handle) is shared with `self`.
+    pub fn with_config(&self, config: Config) -> Self {
+        Self(Arc::new(App {
+            channels: crate::notify::channel_names(&config),
+            config,
+            store: self.store.clone(),
+            health: self.health.clone(),
+            metrics: self.metrics.clone(),
+            live: self.live.clone(),
+            outbox_wake: self.outbox_wake.clone(),
+            reload: self.reload.clone(),
+            clock: self.clock.clone(),
         }))
     }
 }

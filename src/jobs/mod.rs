@@ -1,6 +1,7 @@
 //! Which jobs a running opswatch has, built from the config: one registration per job kind.
 
 pub mod disputes;
+pub mod heartbeat;
 pub mod history;
 pub mod pm2_events;
 pub mod updown;
@@ -69,6 +70,9 @@ pub fn scheduler(app: &AppState) -> anyhow::Result<Scheduler> {
     }
     if !app.config.systemd.units.is_empty() {
         s.add(systemd_poller(app));
+    }
+    if let Some(cfg) = &app.config.heartbeat {
+        s.add(heartbeat::job(cfg)?);
     }
     Ok(s)
 }

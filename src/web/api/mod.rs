@@ -6,6 +6,7 @@ mod disputes;
 mod metrics;
 pub mod params;
 mod processes;
+mod reload;
 mod reports;
 mod silences;
 mod uptime;
@@ -30,6 +31,7 @@ pub fn routes(app: &AppState) -> Router<AppState> {
         .route("/metrics/{metric}", get(metrics::series))
         .route("/silences", get(silences::list).post(silences::create))
         .route("/silences/{id}", axum::routing::delete(silences::expire))
+        .route("/reload", axum::routing::post(reload::reload))
         .fallback(api_not_found)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),

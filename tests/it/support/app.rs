@@ -36,7 +36,7 @@ pub async fn spawn_app(dir: &Path, config_text: &str, clock: Clock) -> TestApp {
     let task = tokio::spawn({
         let (app, shutdown) = (app.clone(), shutdown.clone());
         async move {
-            if let Err(e) = opswatch::daemon::serve::run_app(app, listener, shutdown).await {
+            if let Err(e) = opswatch::daemon::serve::run_app(app, None, listener, shutdown).await {
                 panic!("in-process opswatch failed: {e}");
             }
         }

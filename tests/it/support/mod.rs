@@ -168,8 +168,14 @@ impl Opswatch {
     /// Starts `opswatch serve --listen 127.0.0.1:0` in `dir` with `args` before `serve`, and
     /// waits for its "listening" line.
     pub fn start(dir: &Path, global_args: &[&str]) -> Self {
+        Self::start_with_env(dir, global_args, &[])
+    }
+
+    /// [`start`](Self::start) with extra environment variables (e.g. `NOTIFY_SOCKET`).
+    pub fn start_with_env(dir: &Path, global_args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(BIN)
             .args(global_args)
+            .envs(env.iter().copied())
             .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
             .current_dir(dir)
             .env_remove("OPSWATCH_CONFIG")
