@@ -13,4 +13,5 @@ mod process_alerts;
 mod router;
 mod silences;
 mod spine;
+mod tcp_checks;
 mod telegram_channel;
