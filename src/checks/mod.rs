@@ -14,6 +14,7 @@ pub mod http;
 pub mod pm2;
 pub mod system;
 pub mod systemd;
+pub mod tcp;
 pub mod tls;
 
 use std::sync::Arc;
@@ -169,6 +170,7 @@ macro_rules! register_kinds {
 
 register_kinds! {
     Http = "http" => http::checks,
+    Tcp = "tcp" => tcp::checks,
 }
 
 impl CheckKind {

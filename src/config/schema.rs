@@ -26,6 +26,9 @@ pub struct Config {
     pub webhook: Vec<WebhookConfig>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub http: Vec<HttpCheckConfig>,
+    /// TCP port checks; the block's type lives with its check (`checks/tcp.rs`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tcp: Vec<crate::checks::tcp::TcpCheckConfig>,
     pub system: SystemConfig,
     pub digest: DigestConfig,
     pub pm2: Pm2Config,

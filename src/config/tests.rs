@@ -188,3 +188,25 @@ fn a_check_name_used_twice_names_both_places() {
         p.reason
     );
 }
+
+#[test]
+fn a_tcp_check_may_not_take_an_http_check_name() {
+    let p = only_problem(
+        "[[http]]\nname = \"db\"\nurl = \"http://x\"\n\n[[tcp]]\nname = \"db\"\naddress = \"127.0.0.1:5432\"\n",
+    );
+    assert_eq!(p.key, "tcp[0].name");
+    assert_eq!(p.position, Some((6, 1)));
+    assert!(
+        p.reason
+            .contains("also at key http[0].name (/etc/opswatch/opswatch.toml:2:1)"),
+        "{}",
+        p.reason
+    );
+}
+
+#[test]
+fn a_tcp_address_needs_a_port() {
+    let p = only_problem("[[tcp]]\nname = \"db\"\naddress = \"127.0.0.1\"\n");
+    assert_eq!(p.key, "tcp[0].address");
+    assert!(p.reason.contains("HOST:PORT"), "{}", p.reason);
+}

@@ -19,4 +19,5 @@ mod router;
 mod rules_in_time;
 mod silences;
 mod spine;
+mod tcp_checks;
 mod telegram_channel;
