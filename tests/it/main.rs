@@ -4,6 +4,7 @@
 mod support;
 
 mod alerting;
+mod deploy;
 mod heartbeat;
 mod history;
 mod host_alerts;
