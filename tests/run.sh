@@ -70,3 +70,7 @@ cargo clippy --all-targets --locked -- -D warnings
 say "cargo test"
 cargo test --locked --all-targets
 cargo test --locked --doc
+# The Debian package: cargo-deb, one release build, install into a clean root, /health 200.
+say "Debian package"
+command -v cargo-deb >/dev/null || cargo install cargo-deb --locked
+bash tests/package.sh

@@ -188,51 +188,60 @@ impl Generation {
     }
 }
 
-/// `job`, remembering when it starts and, for an interval job that already ran under an
-/// earlier generation, waiting until it is due again instead of running at once.
+/// `job`, keeping the rhythm of interval jobs across generations.
+///
+/// The scheduler starts an interval job at once and then every `every` after a run *began*.
+/// A job that already ran under an earlier generation instead waits for its next slot (last
+/// start + `every`), and every later run waits for the slot after the previous start: the
+/// scheduler's ticks stay a constant offset ahead of the slots, so probes keep exactly their
+/// interval (none doubled, none skipped). The wait happens inside the run, holding one of the
+/// scheduler's permits; each run still gets the job's own timeout.
 fn resume(mut job: Job, starts: &Starts, token: &CancellationToken) -> Job {
-    let now = Instant::now();
-    let due = match job.trigger {
-        Trigger::Every(every) => starts
-            .lock()
-            .ok()
-            .and_then(|s| s.get(&job.name).map(|last| *last + every))
-            .filter(|due| *due > now),
-        Trigger::Cron(_) => None,
+    let Trigger::Every(every) = job.trigger else {
+        return job;
     };
-    let first_due = Arc::new(Mutex::new(due));
+    let now = Instant::now();
+    let first_slot = starts
+        .lock()
+        .ok()
+        .and_then(|s| s.get(&job.name).map(|last| *last + every))
+        .filter(|slot| *slot > now);
+    let slot = Arc::new(Mutex::new(first_slot));
     let (inner, name, own_timeout) = (job.run.clone(), job.name.clone(), job.timeout);
-    if let Some(due) = due {
-        // The scheduler's timeout covers the wait as well; the job's own applies inside.
-        job.timeout = own_timeout + due.saturating_duration_since(now);
-    }
+    job.timeout = own_timeout + every;
     let (starts, token) = (starts.clone(), token.clone());
     job.run = Arc::new(move |app| {
-        let wait = first_due.lock().ok().and_then(|mut d| d.take());
-        let (inner, name, starts, token) =
-            (inner.clone(), name.clone(), starts.clone(), token.clone());
+        let (inner, name, starts, token, slot) = (
+            inner.clone(),
+            name.clone(),
+            starts.clone(),
+            token.clone(),
+            slot.clone(),
+        );
         Box::pin(async move {
-            if let Some(due) = wait {
+            let wait_until = slot.lock().ok().and_then(|s| *s);
+            if let Some(at) = wait_until.filter(|at| *at > Instant::now()) {
                 tokio::select! {
-                    // Stopped before it was due: this generation never runs it.
+                    // Stopped before its slot: this generation does not run it.
                     _ = token.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep_until(due) => {}
+                    _ = tokio::time::sleep_until(at) => {}
                 }
             }
+            let started = Instant::now();
+            if let Ok(mut s) = slot.lock() {
+                *s = Some(started + every);
+            }
             if let Ok(mut s) = starts.lock() {
-                s.insert(name, Instant::now());
+                s.insert(name, started);
             }
-            match wait {
-                Some(_) => tokio::time::timeout(own_timeout, inner(app))
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(anyhow::anyhow!(
-                            "timed out after {}s",
-                            own_timeout.as_secs_f64()
-                        ))
-                    }),
-                None => inner(app).await,
-            }
+            tokio::time::timeout(own_timeout, inner(app))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(anyhow::anyhow!(
+                        "timed out after {}s",
+                        own_timeout.as_secs_f64()
+                    ))
+                })
         })
     });
     job

@@ -6,6 +6,7 @@ mod support;
 mod alerting;
 mod delivery_in_time;
 mod disputes;
+mod deploy;
 mod heartbeat;
 mod history;
 mod host_alerts;
