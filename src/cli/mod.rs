@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod connect_check;
+mod db_report;
 mod disputes;
 mod run_now;
 
@@ -57,6 +58,9 @@ pub enum Command {
     Report {
         #[arg(value_enum)]
         kind: ReportKind,
+        /// Also send it (one message per channel) and raise its alerts.
+        #[arg(long)]
+        send: bool,
     },
     /// Disputes in the application's database.
     Disputes {
@@ -185,6 +189,10 @@ async fn run(command: Command, config: Config) -> ExitCode {
         Command::Alert {
             command: AlertCommand::Test,
         } => crate::cli::run_now::alert_test(&config).await,
+        Command::Report {
+            kind: ReportKind::Db,
+            send,
+        } => crate::cli::db_report::run(config, send).await,
         Command::Report { .. } => not_built("report"),
         Command::Disputes {
             command: DisputesCommand::Check,

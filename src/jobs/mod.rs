@@ -1,5 +1,6 @@
 //! Which jobs a running opswatch has, built from the config: one registration per job kind.
 
+pub mod db_report;
 pub mod disputes;
 pub mod history;
 
@@ -52,6 +53,14 @@ pub fn scheduler(app: &AppState) -> anyhow::Result<Scheduler> {
         crate::jobs::history::RETENTION_TIMEOUT,
         crate::jobs::history::retention_job,
     ));
+    if let Some(db) = &app.config.database {
+        s.add(job(
+            "appdb:report".to_owned(),
+            Trigger::Cron(Box::new(db.schedule.clone())),
+            Duration::from_secs(600),
+            db_report::scheduled,
+        ));
+    }
     if let Some(d) = app.config.disputes.as_ref().filter(|d| d.query.is_some()) {
         s.add(job(
             "disputes:sql".to_owned(),

@@ -4,6 +4,7 @@
 mod support;
 
 mod alerting;
+mod db_report;
 mod disputes;
 mod history;
 mod host_alerts;
