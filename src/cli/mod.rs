@@ -9,6 +9,7 @@ mod connect_check;
 mod db_report;
 mod disputes;
 mod run_now;
+mod vacuum;
 
 use clap::{Parser, Subcommand};
 
@@ -197,7 +198,9 @@ async fn run(command: Command, config: Config) -> ExitCode {
         Command::Disputes {
             command: DisputesCommand::Check,
         } => crate::cli::disputes::check(config).await,
-        Command::Db { .. } => not_built("db vacuum"),
+        Command::Db {
+            command: DbCommand::Vacuum,
+        } => crate::cli::vacuum::run(config).await,
         Command::User { .. } => not_built("user hash"),
     }
 }

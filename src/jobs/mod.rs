@@ -3,6 +3,7 @@
 pub mod db_report;
 pub mod disputes;
 pub mod history;
+pub mod vacuum;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -59,6 +60,14 @@ pub fn scheduler(app: &AppState) -> anyhow::Result<Scheduler> {
             Trigger::Cron(Box::new(db.schedule.clone())),
             Duration::from_secs(600),
             db_report::scheduled,
+        ));
+    }
+    if app.config.vacuum.enabled && app.config.database.is_some() {
+        s.add(job(
+            "appdb:vacuum".to_owned(),
+            Trigger::Cron(Box::new(app.config.vacuum.schedule.clone())),
+            Duration::from_secs(6 * 3600),
+            vacuum::scheduled,
         ));
     }
     if let Some(d) = app.config.disputes.as_ref().filter(|d| d.query.is_some()) {

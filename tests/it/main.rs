@@ -16,3 +16,4 @@ mod router;
 mod silences;
 mod spine;
 mod telegram_channel;
+mod vacuum;
