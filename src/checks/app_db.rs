@@ -31,7 +31,9 @@ pub async fn connect(url: &str, statement_timeout: Duration) -> Result<PgConnect
             ("statement_timeout", timeout_ms.as_str()),
             ("TimeZone", "UTC"),
         ])
-        .log_statements(tracing::log::LevelFilter::Trace);
+        .log_statements(tracing::log::LevelFilter::Trace)
+        // A long VACUUM or report query is expected here, not worth a warning with its SQL.
+        .log_slow_statements(tracing::log::LevelFilter::Debug, Duration::from_secs(1));
     match tokio::time::timeout(CONNECT_TIMEOUT, options.connect()).await {
         Ok(Ok(conn)) => Ok(conn),
         Ok(Err(e)) => Err(AppDbError::Unreachable(reason(&e))),

@@ -12,6 +12,7 @@ pub mod app_db;
 pub mod disputes;
 pub mod http;
 pub mod pm2;
+pub mod postgres;
 pub mod system;
 pub mod systemd;
 pub mod tcp;

@@ -6,9 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod connect_check;
+mod db_report;
 mod disputes;
 mod generate;
 mod run_now;
+mod vacuum;
 
 use clap::{Parser, Subcommand};
 
@@ -58,6 +60,9 @@ pub enum Command {
     Report {
         #[arg(value_enum)]
         kind: ReportKind,
+        /// Also send it (one message per channel) and raise its alerts.
+        #[arg(long)]
+        send: bool,
     },
     /// Disputes in the application's database.
     Disputes {
@@ -213,11 +218,17 @@ async fn run(command: Command, config: Config, config_path: Option<PathBuf>) -> 
         Command::Alert {
             command: AlertCommand::Test,
         } => crate::cli::run_now::alert_test(&config).await,
+        Command::Report {
+            kind: ReportKind::Db,
+            send,
+        } => crate::cli::db_report::run(config, send).await,
         Command::Report { .. } => not_built("report"),
         Command::Disputes {
             command: DisputesCommand::Check,
         } => crate::cli::disputes::check(config).await,
-        Command::Db { .. } => not_built("db vacuum"),
+        Command::Db {
+            command: DbCommand::Vacuum,
+        } => crate::cli::vacuum::run(config).await,
         Command::User { .. } => not_built("user hash"),
         Command::Completions { shell } => generate::completions(shell),
         Command::Man => generate::man(),

@@ -370,9 +370,16 @@ pub struct DatabaseConfig {
     /// common ones opswatch finds by itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migrations_table: Option<String>,
-    /// Every query of the report and of VACUUM is cut off after this long.
+    /// Every query of the report and of the disputes source is cut off after this long.
     #[serde(default = "statement_timeout_30s")]
     pub statement_timeout: HumanDuration,
+    /// A query running, or a transaction left idle, longer than this is a WARNING.
+    #[serde(default = "long_query_5m")]
+    pub long_query: HumanDuration,
+}
+
+fn long_query_5m() -> HumanDuration {
+    HumanDuration::from_secs(300)
 }
 
 fn db_report_schedule() -> Schedule {

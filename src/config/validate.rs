@@ -312,6 +312,9 @@ fn database(c: &Config, found: &mut Found) {
         if db.statement_timeout.get() < std::time::Duration::from_secs(1) {
             push(found, "database.statement_timeout", "must be at least 1s");
         }
+        if db.long_query.get() < std::time::Duration::from_secs(1) {
+            push(found, "database.long_query", "must be at least 1s");
+        }
         if let Some(t) = &db.migrations_table
             && (t.is_empty() || t.split('.').count() > 2 || t.split('.').any(str::is_empty))
         {

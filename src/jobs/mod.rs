@@ -1,10 +1,12 @@
 //! Which jobs a running opswatch has, built from the config: one registration per job kind.
 
+pub mod db_report;
 pub mod disputes;
 pub mod heartbeat;
 pub mod history;
 pub mod pm2_events;
 pub mod updown;
+pub mod vacuum;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -52,6 +54,22 @@ pub fn scheduler(app: &AppState) -> anyhow::Result<Scheduler> {
         crate::jobs::history::RETENTION_TIMEOUT,
         crate::jobs::history::retention_job,
     ));
+    if let Some(db) = &app.config.database {
+        s.add(job(
+            "appdb:report".to_owned(),
+            Trigger::Cron(Box::new(db.schedule.clone())),
+            Duration::from_secs(600),
+            db_report::scheduled,
+        ));
+    }
+    if app.config.vacuum.enabled && app.config.database.is_some() {
+        s.add(job(
+            "appdb:vacuum".to_owned(),
+            Trigger::Cron(Box::new(app.config.vacuum.schedule.clone())),
+            Duration::from_secs(6 * 3600),
+            vacuum::scheduled,
+        ));
+    }
     if let Some(d) = app.config.disputes.as_ref().filter(|d| d.query.is_some()) {
         s.add(job(
             "disputes:sql".to_owned(),

@@ -1,6 +1,7 @@
 //! Rules: turn stored observations into alerts. They know nothing of channels.
 
 pub mod alert;
+pub mod app_db;
 pub mod condition;
 pub mod digest;
 pub mod disputes;

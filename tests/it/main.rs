@@ -5,6 +5,7 @@ mod support;
 
 mod alerting;
 mod delivery_in_time;
+mod db_report;
 mod disputes;
 mod deploy;
 mod heartbeat;
@@ -22,3 +23,4 @@ mod silences;
 mod spine;
 mod tcp_checks;
 mod telegram_channel;
+mod vacuum;

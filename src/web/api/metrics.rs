@@ -35,6 +35,7 @@ const FAMILIES: &[(&str, &[&str])] = &[
     ("swap", &["swap.used_pct"]),
     ("load", &["load.1", "load.5", "load.15"]),
     ("pm2", &["pm2."]),
+    ("appdb", &["appdb."]),
 ];
 
 #[derive(Debug, Deserialize)]
