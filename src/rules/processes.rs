@@ -400,4 +400,34 @@ ActiveState=failed\nSubState=failed\nNRestarts=7\nMainPID=0\nMemoryCurrent=[not 
         );
         assert!(t.iter().all(|(_, title)| !title.contains("nginx")), "{t:?}");
     }
+
+    #[tokio::test]
+    async fn pm2_events_alone_raise_the_crash_loop() {
+        let app = crate::daemon::testing::app_on_temp_sqlite().await;
+        // In the past: `titles` lists alerts up to now.
+        let now = crate::store::now_ms() - 10_000;
+        // exit/online pairs as PM2 publishes them: the count grows at each relaunch.
+        for (i, restarts) in [0, 1, 1, 2, 2, 3, 3, 4, 4, 5].into_iter().enumerate() {
+            evaluate_pm2_event(&app, "api", 4, restarts, now + i as i64 * 300)
+                .await
+                .unwrap();
+        }
+        assert!(
+            !titles(&app).await.iter().any(|(s, _)| s == "critical"),
+            "5 restarts are not a crash loop yet"
+        );
+        evaluate_pm2_event(&app, "api", 4, 6, now + 3_300)
+            .await
+            .unwrap();
+        let t = titles(&app).await;
+        assert!(
+            t.contains(&("critical".to_owned(), "pm2 api is crash-looping".to_owned())),
+            "{t:?}"
+        );
+        // No status alert from events: "down" stays with the poller's two polls in a row.
+        assert!(
+            t.iter().all(|(_, title)| !title.contains("is stopped")),
+            "{t:?}"
+        );
+    }
 }
