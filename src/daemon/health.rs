@@ -15,6 +15,10 @@ pub const STORE_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 /// With no successful probe for this long the store counts as down even if no probe failed
 /// (a probe stuck on a lock never reports).
 const STORE_STALE_AFTER_MS: i64 = 20_000;
+/// After a write failed because the store could not take it (full disk, I/O error, lock held
+/// too long), the store counts as down for this long even if a small probe write got through
+/// in between: on a full disk a one-page write may fit where a check's transaction does not.
+const STORE_FAULT_HOLD_MS: i64 = 20_000;
 /// How often the scheduler proves it is alive.
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 const SCHEDULER_STALE_AFTER_MS: i64 = 30_000;
@@ -27,6 +31,9 @@ pub struct Health {
     store_ok_ms: AtomicI64,
     /// Why the last probe failed; `None` after a success.
     store_error: RwLock<Option<String>>,
+    /// Epoch ms and reason of the last write that failed because the store could not take
+    /// it, wherever it happened (a check, an alert, the outbox).
+    write_fault: RwLock<Option<(i64, String)>>,
     /// Epoch ms of the scheduler's last heartbeat; 0 before the first.
     scheduler_tick_ms: AtomicI64,
     /// Delivery health per channel. A broken channel does not make opswatch unhealthy (it
@@ -72,6 +79,7 @@ impl Health {
             backend,
             store_ok_ms: AtomicI64::new(0),
             store_error: RwLock::new(None),
+            write_fault: RwLock::new(None),
             scheduler_tick_ms: AtomicI64::new(0),
             channels: RwLock::new(BTreeMap::new()),
         }
@@ -100,6 +108,20 @@ impl Health {
         }
     }
 
+    /// A write failed because the store could not take it (see [`crate::store::storage_fault`]).
+    pub fn record_write_fault(&self, now_ms: i64, why: String) {
+        if let Ok(mut f) = self.write_fault.write() {
+            *f = Some((now_ms, why));
+        }
+    }
+
+    /// The reason of a write fault recent enough to count.
+    fn recent_write_fault(&self, now_ms: i64) -> Option<String> {
+        let f = self.write_fault.read().ok()?;
+        let (at, why) = f.as_ref()?;
+        (now_ms - at <= STORE_FAULT_HOLD_MS).then(|| why.clone())
+    }
+
     pub fn record_heartbeat(&self, now_ms: i64) {
         self.scheduler_tick_ms.store(now_ms, Ordering::Relaxed);
     }
@@ -107,7 +129,10 @@ impl Health {
     pub fn store_ok(&self, now_ms: i64) -> bool {
         let last = self.store_ok_ms.load(Ordering::Relaxed);
         let failed = self.store_error.read().map_or(true, |e| e.is_some());
-        last > 0 && now_ms - last <= STORE_STALE_AFTER_MS && !failed
+        last > 0
+            && now_ms - last <= STORE_STALE_AFTER_MS
+            && !failed
+            && self.recent_write_fault(now_ms).is_none()
     }
 
     pub fn scheduler_ok(&self, now_ms: i64) -> bool {
@@ -124,6 +149,10 @@ impl Health {
         let mut reasons = Vec::new();
         if !store_ok {
             let why = self.store_error.read().ok().and_then(|e| e.clone());
+            let why = why.or_else(|| {
+                self.recent_write_fault(now_ms)
+                    .map(|fault| format!("writes failing: {fault}"))
+            });
             reasons.push(match why {
                 Some(why) => format!("store: {why}"),
                 None if store_at == 0 => "store: not probed yet".to_owned(),
@@ -185,6 +214,23 @@ mod tests {
             h.report(40_500).reasons,
             vec!["scheduler: heartbeat stalled"]
         );
+    }
+
+    #[test]
+    fn a_failed_write_is_unavailable_until_writes_work_again() {
+        let h = Health::new("sqlite");
+        h.record_heartbeat(1_000);
+        h.record_store_ok(1_000);
+        h.record_write_fault(1_000, "database error: database or disk is full".into());
+        h.record_store_ok(5_000);
+        h.record_heartbeat(5_000);
+        assert_eq!(
+            h.report(5_000).reasons,
+            vec!["store: writes failing: database error: database or disk is full"]
+        );
+        h.record_store_ok(25_000);
+        h.record_heartbeat(25_000);
+        assert!(h.report(25_000).reasons.is_empty());
     }
 
     #[test]

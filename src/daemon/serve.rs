@@ -75,10 +75,14 @@ pub async fn launch(
         .await
         .map_err(ServeError::Store)?;
     for cfg in &app.config.http {
-        app.store
-            .ensure_check(&cfg.name, "http")
-            .await
-            .map_err(ServeError::Store)?;
+        // On a full disk this write fails; opswatch still starts (with /health saying why)
+        // and each check creates its row itself once the store takes writes again.
+        if let Err(e) = app.store.ensure_check(&cfg.name, "http").await {
+            if crate::store::storage_fault(&e).is_none() {
+                return Err(ServeError::Store(e));
+            }
+            tracing::error!(check = %cfg.name, error = format!("{e:#}"), "cannot record the check yet");
+        }
     }
     jobs::scheduler(&app)
         .map_err(ServeError::Setup)?

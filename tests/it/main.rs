@@ -4,6 +4,7 @@
 mod support;
 
 mod alerting;
+mod full_disk;
 mod history;
 mod host_alerts;
 mod host_metrics;
