@@ -34,6 +34,8 @@ pub struct Health {
     /// Epoch ms and reason of the last write that failed because the store could not take
     /// it, wherever it happened (a check, an alert, the outbox).
     write_fault: RwLock<Option<(i64, String)>>,
+    /// (percent used, bytes free) of the filesystem under the SQLite store, when looked at.
+    store_disk: RwLock<Option<(f64, u64)>>,
     /// Epoch ms of the scheduler's last heartbeat; 0 before the first.
     scheduler_tick_ms: AtomicI64,
     /// Delivery health per channel. A broken channel does not make opswatch unhealthy (it
@@ -70,6 +72,12 @@ pub struct Component {
     /// Seconds since it last proved itself; absent if it never did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub age_s: Option<f64>,
+    /// Percent used of the filesystem under the SQLite store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_used_pct: Option<f64>,
+    /// Bytes free there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_free_bytes: Option<u64>,
 }
 
 impl Health {
@@ -80,6 +88,7 @@ impl Health {
             store_ok_ms: AtomicI64::new(0),
             store_error: RwLock::new(None),
             write_fault: RwLock::new(None),
+            store_disk: RwLock::new(None),
             scheduler_tick_ms: AtomicI64::new(0),
             channels: RwLock::new(BTreeMap::new()),
         }
@@ -122,6 +131,12 @@ impl Health {
         (now_ms - at <= STORE_FAULT_HOLD_MS).then(|| why.clone())
     }
 
+    pub fn record_store_disk(&self, used_pct: f64, free_bytes: u64) {
+        if let Ok(mut d) = self.store_disk.write() {
+            *d = Some((used_pct, free_bytes));
+        }
+    }
+
     pub fn record_heartbeat(&self, now_ms: i64) {
         self.scheduler_tick_ms.store(now_ms, Ordering::Relaxed);
     }
@@ -162,6 +177,7 @@ impl Health {
         if !scheduler_ok {
             reasons.push("scheduler: heartbeat stalled".to_owned());
         }
+        let disk = self.store_disk.read().ok().and_then(|d| *d);
         HealthReport {
             status: if reasons.is_empty() {
                 "ok"
@@ -174,11 +190,15 @@ impl Health {
                 ok: store_ok,
                 backend: Some(self.backend),
                 age_s: age(store_at),
+                disk_used_pct: disk.map(|d| d.0),
+                disk_free_bytes: disk.map(|d| d.1),
             },
             scheduler: Component {
                 ok: scheduler_ok,
                 backend: None,
                 age_s: age(tick_at),
+                disk_used_pct: None,
+                disk_free_bytes: None,
             },
             channels: self.channels.read().map(|c| c.clone()).unwrap_or_default(),
             reasons,

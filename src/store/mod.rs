@@ -180,6 +180,19 @@ impl Store {
         })
     }
 
+    /// The folder holding the SQLite file; `None` on PostgreSQL.
+    pub fn data_dir(&self) -> Option<&Path> {
+        match &self.pool {
+            Pool::Sqlite { file, .. } => Some(
+                file.path
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new(".")),
+            ),
+            Pool::Postgres(_) => None,
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         match self.pool {
             Pool::Sqlite { .. } => Backend::Sqlite,
