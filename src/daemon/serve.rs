@@ -69,6 +69,17 @@ pub async fn launch(
 
     let mut tasks = JoinSet::new();
     tasks.spawn(probe_store_forever(app.clone(), shutdown.clone()));
+    tasks.spawn({
+        let (app, shutdown) = (app.clone(), shutdown.clone());
+        async move {
+            let on_error = |e: &anyhow::Error| {
+                if let Some(fault) = crate::store::storage_fault(e) {
+                    app.health.record_write_fault(now_ms(), fault);
+                }
+            };
+            app.store.write_results_forever(shutdown, on_error).await;
+        }
+    });
     let channels =
         Channel::all_from(&app.config, DEFAULT_REQUEST_TIMEOUT).map_err(ServeError::Setup)?;
     crate::notify::dispatcher::spawn(&app, channels, &shutdown, &mut tasks)

@@ -24,6 +24,7 @@ use sqlx::ConnectOptions as _;
 mod alerts;
 mod checks;
 mod conditions;
+mod pending;
 mod reports;
 pub mod rollups;
 mod samples;
@@ -80,6 +81,8 @@ pub struct Store {
     pool: Pool,
     /// Series name → id, so a sample does not cost a lookup per value.
     series_cache: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, i64>>>,
+    /// Check results waiting to be written (see `pending.rs`).
+    pending: std::sync::Arc<pending::PendingResults>,
 }
 
 /// Runs `$body` with `$p` bound to the pool that takes writes.
@@ -130,6 +133,7 @@ impl Store {
             return Ok(Self {
                 pool: Pool::Postgres(pool),
                 series_cache: Default::default(),
+                pending: Default::default(),
             });
         }
         let path = sqlite_path(url)?;
@@ -177,6 +181,7 @@ impl Store {
                 file: SqliteFile { path, dev_ino },
             },
             series_cache: Default::default(),
+            pending: Default::default(),
         })
     }
 

@@ -9,6 +9,7 @@ mod history;
 mod host_alerts;
 mod host_metrics;
 mod https_checks;
+mod locked_store;
 mod pm2_real;
 mod process_alerts;
 mod router;
