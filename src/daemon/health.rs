@@ -15,6 +15,10 @@ pub const STORE_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 /// With no successful probe for this long the store counts as down even if no probe failed
 /// (a probe stuck on a lock never reports).
 const STORE_STALE_AFTER_MS: i64 = 20_000;
+/// After a write failed because the store could not take it (full disk, I/O error, lock held
+/// too long), the store counts as down for this long even if a small probe write got through
+/// in between: on a full disk a one-page write may fit where a check's transaction does not.
+const STORE_FAULT_HOLD_MS: i64 = 20_000;
 /// How often the scheduler proves it is alive.
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 const SCHEDULER_STALE_AFTER_MS: i64 = 30_000;
@@ -27,6 +31,11 @@ pub struct Health {
     store_ok_ms: AtomicI64,
     /// Why the last probe failed; `None` after a success.
     store_error: RwLock<Option<String>>,
+    /// Epoch ms and reason of the last write that failed because the store could not take
+    /// it, wherever it happened (a check, an alert, the outbox).
+    write_fault: RwLock<Option<(i64, String)>>,
+    /// (percent used, bytes free) of the filesystem under the SQLite store, when looked at.
+    store_disk: RwLock<Option<(f64, u64)>>,
     /// Epoch ms of the scheduler's last heartbeat; 0 before the first.
     scheduler_tick_ms: AtomicI64,
     /// Delivery health per channel. A broken channel does not make opswatch unhealthy (it
@@ -63,6 +72,12 @@ pub struct Component {
     /// Seconds since it last proved itself; absent if it never did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub age_s: Option<f64>,
+    /// Percent used of the filesystem under the SQLite store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_used_pct: Option<f64>,
+    /// Bytes free there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_free_bytes: Option<u64>,
 }
 
 impl Health {
@@ -72,6 +87,8 @@ impl Health {
             backend,
             store_ok_ms: AtomicI64::new(0),
             store_error: RwLock::new(None),
+            write_fault: RwLock::new(None),
+            store_disk: RwLock::new(None),
             scheduler_tick_ms: AtomicI64::new(0),
             channels: RwLock::new(BTreeMap::new()),
         }
@@ -100,6 +117,26 @@ impl Health {
         }
     }
 
+    /// A write failed because the store could not take it (see [`crate::store::storage_fault`]).
+    pub fn record_write_fault(&self, now_ms: i64, why: String) {
+        if let Ok(mut f) = self.write_fault.write() {
+            *f = Some((now_ms, why));
+        }
+    }
+
+    /// The reason of a write fault recent enough to count.
+    fn recent_write_fault(&self, now_ms: i64) -> Option<String> {
+        let f = self.write_fault.read().ok()?;
+        let (at, why) = f.as_ref()?;
+        (now_ms - at <= STORE_FAULT_HOLD_MS).then(|| why.clone())
+    }
+
+    pub fn record_store_disk(&self, used_pct: f64, free_bytes: u64) {
+        if let Ok(mut d) = self.store_disk.write() {
+            *d = Some((used_pct, free_bytes));
+        }
+    }
+
     pub fn record_heartbeat(&self, now_ms: i64) {
         self.scheduler_tick_ms.store(now_ms, Ordering::Relaxed);
     }
@@ -107,7 +144,10 @@ impl Health {
     pub fn store_ok(&self, now_ms: i64) -> bool {
         let last = self.store_ok_ms.load(Ordering::Relaxed);
         let failed = self.store_error.read().map_or(true, |e| e.is_some());
-        last > 0 && now_ms - last <= STORE_STALE_AFTER_MS && !failed
+        last > 0
+            && now_ms - last <= STORE_STALE_AFTER_MS
+            && !failed
+            && self.recent_write_fault(now_ms).is_none()
     }
 
     pub fn scheduler_ok(&self, now_ms: i64) -> bool {
@@ -124,6 +164,10 @@ impl Health {
         let mut reasons = Vec::new();
         if !store_ok {
             let why = self.store_error.read().ok().and_then(|e| e.clone());
+            let why = why.or_else(|| {
+                self.recent_write_fault(now_ms)
+                    .map(|fault| format!("writes failing: {fault}"))
+            });
             reasons.push(match why {
                 Some(why) => format!("store: {why}"),
                 None if store_at == 0 => "store: not probed yet".to_owned(),
@@ -133,6 +177,7 @@ impl Health {
         if !scheduler_ok {
             reasons.push("scheduler: heartbeat stalled".to_owned());
         }
+        let disk = self.store_disk.read().ok().and_then(|d| *d);
         HealthReport {
             status: if reasons.is_empty() {
                 "ok"
@@ -145,11 +190,15 @@ impl Health {
                 ok: store_ok,
                 backend: Some(self.backend),
                 age_s: age(store_at),
+                disk_used_pct: disk.map(|d| d.0),
+                disk_free_bytes: disk.map(|d| d.1),
             },
             scheduler: Component {
                 ok: scheduler_ok,
                 backend: None,
                 age_s: age(tick_at),
+                disk_used_pct: None,
+                disk_free_bytes: None,
             },
             channels: self.channels.read().map(|c| c.clone()).unwrap_or_default(),
             reasons,
@@ -185,6 +234,23 @@ mod tests {
             h.report(40_500).reasons,
             vec!["scheduler: heartbeat stalled"]
         );
+    }
+
+    #[test]
+    fn a_failed_write_is_unavailable_until_writes_work_again() {
+        let h = Health::new("sqlite");
+        h.record_heartbeat(1_000);
+        h.record_store_ok(1_000);
+        h.record_write_fault(1_000, "database error: database or disk is full".into());
+        h.record_store_ok(5_000);
+        h.record_heartbeat(5_000);
+        assert_eq!(
+            h.report(5_000).reasons,
+            vec!["store: writes failing: database error: database or disk is full"]
+        );
+        h.record_store_ok(25_000);
+        h.record_heartbeat(25_000);
+        assert!(h.report(25_000).reasons.is_empty());
     }
 
     #[test]

@@ -144,10 +144,20 @@ impl Generation {
         let started = async {
             crate::notify::dispatcher::spawn(&app, channels, &token, &mut tasks).await?;
             for check in crate::checks::configured(&app.config) {
-                let row = app
+                // On a full disk this write fails; opswatch still starts (with /health saying
+                // why) and each check creates its row itself once the store takes writes again.
+                let row = match app
                     .store
                     .ensure_check(check.name(), check.kind().as_str())
-                    .await?;
+                    .await
+                {
+                    Ok(row) => row,
+                    Err(e) if crate::store::storage_fault(&e).is_some() => {
+                        tracing::error!(check = %check.name(), error = format!("{e:#}"), "cannot record the check yet");
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 // /metrics shows a check from the start, in the state it was left in.
                 if row.state != "unknown" {
                     app.metrics

@@ -100,7 +100,12 @@ async fn run_job(job: Job, app: AppState, limit: Arc<Semaphore>, shutdown: Cance
             // period of `serve` bounds the wait).
             outcome = tokio::time::timeout(job.timeout, (job.run)(app.clone())) => match outcome {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(job = %job.name, error = format!("{e:#}"), "job failed"),
+                Ok(Err(e)) => {
+                    if let Some(fault) = crate::store::storage_fault(&e) {
+                        app.health.record_write_fault(now_ms(), fault);
+                    }
+                    tracing::warn!(job = %job.name, error = format!("{e:#}"), "job failed");
+                }
                 Err(_) => tracing::warn!(job = %job.name, timeout_s = job.timeout.as_secs_f64(), "job timed out"),
             },
         }

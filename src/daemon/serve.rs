@@ -88,6 +88,17 @@ pub async fn run_app(
 
     let mut tasks = JoinSet::new();
     tasks.spawn(probe_store_forever(app.clone(), shutdown.clone()));
+    tasks.spawn({
+        let (app, shutdown) = (app.clone(), shutdown.clone());
+        async move {
+            let on_error = |e: &anyhow::Error| {
+                if let Some(fault) = crate::store::storage_fault(e) {
+                    app.health.record_write_fault(now_ms(), fault);
+                }
+            };
+            app.store.write_results_forever(shutdown, on_error).await;
+        }
+    });
     // The checks, jobs and channels run under the reload supervisor (daemon/reload.rs), which
     // replaces them when the config is reloaded.
     let supervisor = Supervisor::start(&app, source, &shutdown)

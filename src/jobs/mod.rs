@@ -20,6 +20,8 @@ use crate::daemon::state::AppState;
 
 /// How long `pm2 jlist` or `systemctl show` may take before the poll counts as failed.
 const COLLECTOR_TIMEOUT: Duration = Duration::from_secs(20);
+/// How often the disk under the store is looked at (one `statvfs`).
+const STORE_DISK_EVERY: Duration = Duration::from_secs(30);
 
 /// The scheduler with every job the config asks for.
 pub fn scheduler(app: &AppState) -> anyhow::Result<Scheduler> {
@@ -36,6 +38,12 @@ pub fn scheduler(app: &AppState) -> anyhow::Result<Scheduler> {
             |app| async move { crate::rules::host::evaluate(&app).await },
         ));
     }
+    s.add(job(
+        "store:disk".to_owned(),
+        Trigger::Every(STORE_DISK_EVERY),
+        Duration::from_secs(30),
+        |app| async move { crate::rules::store_disk::evaluate(&app).await },
+    ));
     s.add(job(
         "digest".to_owned(),
         Trigger::Cron(Box::new(app.config.digest.schedule.clone())),

@@ -36,6 +36,10 @@ const BACKOFF: &[Duration] = &[
 ];
 const UNHEALTHY_RETRY: Duration = Duration::from_secs(60);
 const MAX_REJECTS: i64 = 3;
+/// How soon, then how often at most, a delivery the channel accepted is recorded again when
+/// the store refused the write.
+const MARK_RETRY_FIRST: Duration = Duration::from_millis(250);
+const MARK_RETRY_MAX: Duration = Duration::from_secs(5);
 /// Even with no wake-up, look at the queue this often (another instance may have written).
 const IDLE_POLL: Duration = Duration::from_secs(30);
 
@@ -48,12 +52,21 @@ pub async fn spawn(
 ) -> anyhow::Result<()> {
     if app.store.backend() == Backend::Sqlite {
         // Only one process dispatches from a SQLite store: leases left now are from a crash.
-        let freed = app.store.release_all_leases().await?;
-        if freed > 0 {
-            tracing::info!(
+        // On a full disk this write fails; the leases then simply run out.
+        match app.store.release_all_leases().await {
+            Ok(0) => {}
+            Ok(freed) => tracing::info!(
                 deliveries = freed,
                 "resuming deliveries interrupted by a crash"
-            );
+            ),
+            Err(e) if crate::store::storage_fault(&e).is_some() => {
+                note_store_error(app, &e);
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    "cannot release the leases of a previous run; they expire on their own"
+                );
+            }
+            Err(e) => return Err(e),
         }
     }
     let overrides = app.store.list_channels().await?;
@@ -108,11 +121,13 @@ async fn deliver_forever(
                 }
                 Ok(None) => IDLE_POLL,
                 Err(e) => {
+                    note_store_error(&app, &e);
                     tracing::warn!(channel = %name, error = format!("{e:#}"), "cannot read the outbox");
                     BACKOFF[0]
                 }
             },
             Err(e) => {
+                note_store_error(&app, &e);
                 tracing::warn!(channel = %name, error = format!("{e:#}"), "cannot use the outbox");
                 BACKOFF[0]
             }
@@ -169,11 +184,7 @@ async fn deliver_one(
     let alert = &claimed.alert;
     match channel.send(alert).await {
         Ok(delivered) => {
-            if !app
-                .store
-                .mark_delivered(claimed.outbox_id, owner, app.clock.now_ms())
-                .await?
-            {
+            if !record_delivered(app, claimed.outbox_id, owner, name).await {
                 tracing::warn!(channel = %name, alert = alert.id, "lease lost while sending; another dispatcher owns the row");
             }
             app.metrics
@@ -217,6 +228,40 @@ async fn deliver_one(
                 .await?;
             Ok(Some(Duration::ZERO))
         }
+    }
+}
+
+/// The channel accepted the message: records that, however long the store takes to take
+/// writes again (a full disk). Giving up instead would leave the row pending, and once our
+/// lease ran out the message would be sent a second time. False if our lease was lost.
+async fn record_delivered(app: &AppState, outbox_id: i64, owner: &str, name: &str) -> bool {
+    let mut pause = MARK_RETRY_FIRST;
+    let mut warned = false;
+    loop {
+        match app.store.mark_delivered(outbox_id, owner, app.clock.now_ms()).await {
+            Ok(kept) => {
+                if warned {
+                    tracing::info!(channel = %name, outbox = outbox_id, "delivery recorded after the store came back");
+                }
+                return kept;
+            }
+            Err(e) => {
+                note_store_error(app, &e);
+                if !warned {
+                    tracing::error!(channel = %name, outbox = outbox_id, error = format!("{e:#}"), "sent, but cannot record it yet; retrying until the store takes writes");
+                    warned = true;
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(MARK_RETRY_MAX);
+            }
+        }
+    }
+}
+
+/// Shows a store that does not take writes in `/health`.
+fn note_store_error(app: &AppState, e: &anyhow::Error) {
+    if let Some(fault) = crate::store::storage_fault(e) {
+        app.health.record_write_fault(crate::store::now_ms(), fault);
     }
 }
 

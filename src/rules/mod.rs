@@ -8,6 +8,7 @@ pub mod disputes;
 pub mod host;
 pub mod processes;
 pub mod silence;
+pub mod store_disk;
 pub mod updown;
 
 /// "1h 5m", "12m 30s", "45s": how long something lasted, for people.

@@ -151,6 +151,7 @@ macro_rules! insert_result {
         .map(|_| ())
     }};
 }
+pub(crate) use insert_result;
 
 /// What a check result does to the check's incident.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,11 +192,33 @@ impl Store {
         alert: Option<&NewAlert>,
         channels: &[String],
     ) -> anyhow::Result<Option<i64>> {
-        let now = result.at_ms;
         if *change == IncidentChange::None && alert.is_none() && previous.same_stored_state(check) {
-            on_writer!(self, |pool| insert_result!(pool, check.id, result))?;
+            self.queue_result(check.id, result).await?;
             return Ok(None);
         }
+        let outcome = self
+            .write_check_outcome(check, result, change, alert, channels)
+            .await;
+        if let Err(e) = &outcome
+            && super::storage_fault(e).is_some()
+        {
+            // The state change is decided again on the next probe; the result itself is
+            // history, kept to be written when the store takes writes again.
+            self.keep_result_for_later(check.id, result);
+        }
+        outcome
+    }
+
+    /// The transaction of [`Self::record_check_outcome`].
+    async fn write_check_outcome(
+        &self,
+        check: &CheckRow,
+        result: &ResultRow,
+        change: &IncidentChange,
+        alert: Option<&NewAlert>,
+        channels: &[String],
+    ) -> anyhow::Result<Option<i64>> {
+        let now = result.at_ms;
         let alert_id = on_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
             insert_result!(&mut *tx, check.id, result)?;

@@ -25,6 +25,7 @@ mod alerts;
 mod checks;
 mod conditions;
 mod disputes;
+mod pending;
 mod reports;
 pub mod rollups;
 mod samples;
@@ -82,6 +83,8 @@ pub struct Store {
     pool: Pool,
     /// Series name → id, so a sample does not cost a lookup per value.
     series_cache: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, i64>>>,
+    /// Check results waiting to be written (see `pending.rs`).
+    pending: std::sync::Arc<pending::PendingResults>,
 }
 
 /// Runs `$body` with `$p` bound to the pool that takes writes.
@@ -132,6 +135,7 @@ impl Store {
             return Ok(Self {
                 pool: Pool::Postgres(pool),
                 series_cache: Default::default(),
+                pending: Default::default(),
             });
         }
         let path = sqlite_path(url)?;
@@ -156,6 +160,7 @@ impl Store {
         // to hang up, and the ping is a round trip to its worker thread per statement.
         let writer = SqlitePoolOptions::new()
             .test_before_acquire(false)
+            .after_release(|conn, _| Box::pin(writer_is_clean(conn)))
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -178,7 +183,21 @@ impl Store {
                 file: SqliteFile { path, dev_ino },
             },
             series_cache: Default::default(),
+            pending: Default::default(),
         })
+    }
+
+    /// The folder holding the SQLite file; `None` on PostgreSQL.
+    pub fn data_dir(&self) -> Option<&Path> {
+        match &self.pool {
+            Pool::Sqlite { file, .. } => Some(
+                file.path
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new(".")),
+            ),
+            Pool::Postgres(_) => None,
+        }
     }
 
     pub fn backend(&self) -> Backend {
@@ -233,6 +252,79 @@ impl Store {
             }
             Pool::Postgres(pool) => pool.close().await,
         }
+    }
+}
+
+/// Whether the writer connection may go back to the pool, or must be closed and replaced.
+///
+/// sqlx 0.8 counts transaction depth itself and only lowers the count when its `COMMIT` or
+/// `ROLLBACK` statement succeeds. When SQLite fails a `COMMIT` with "database or disk is full"
+/// it rolls the transaction back on its own; the `ROLLBACK` sqlx then queues (the dropped
+/// `Transaction`) fails with "no transaction is active", and the connection keeps a depth of 1
+/// with no transaction open. Its next `begin()` is then a `SAVEPOINT`, which opens a real
+/// transaction, and the first transaction that fails after that is undone with `ROLLBACK TO
+/// SAVEPOINT`, which leaves the outer transaction open: from then on every write of the
+/// process runs inside a transaction that is never committed (the writer sees its own rows,
+/// other connections get "database is locked", a restart loses it all). A connection whose
+/// depth is still above zero once nothing holds it is in that state: close it, and the pool
+/// opens a clean one (closing also rolls back whatever SQLite still has open).
+async fn writer_is_clean(conn: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection as _;
+    if !conn.is_in_transaction() {
+        return Ok(true);
+    }
+    // A dropped transaction queues its ROLLBACK on the connection's worker; a round trip lets
+    // it run before the depth is read again.
+    conn.ping().await?;
+    if conn.is_in_transaction() {
+        tracing::warn!(
+            "the store's writer connection lost track of a failed transaction; replacing it"
+        );
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// Why `error` means the store cannot take writes (a full disk, an I/O error, a read-only or
+/// vanished file, a lock held too long, no connection), or `None` for an error that is about
+/// the write itself. Looks through the whole chain for the sqlx error.
+pub fn storage_fault(error: &anyhow::Error) -> Option<String> {
+    let db = error.chain().find_map(|e| e.downcast_ref::<sqlx::Error>());
+    let Some(db) = db else {
+        let text = format!("{error:#}");
+        // Errors already redacted to text by `redact_db_error`.
+        return [
+            "disk is full",
+            "I/O error",
+            "timed out waiting for a connection",
+            "database is locked",
+            "readonly database",
+        ]
+        .iter()
+        .any(|needle| text.contains(needle))
+        .then_some(text);
+    };
+    match db {
+        sqlx::Error::Database(d) => {
+            let code = d.code().unwrap_or_default();
+            // SQLite primary codes (extended codes keep them in the low byte): 5 BUSY, 6
+            // LOCKED, 8 READONLY, 10 IOERR, 13 FULL, 14 CANTOPEN. PostgreSQL: class 53
+            // (insufficient resources: disk full, out of memory, too many connections), class
+            // 58 (system error, I/O), 57P (the server is shutting down), 25006 (read-only).
+            let sqlite = code.parse::<i64>().ok().map(|c| c & 0xff);
+            let fault = matches!(sqlite, Some(5 | 6 | 8 | 10 | 13 | 14))
+                || code.starts_with("53")
+                || code.starts_with("58")
+                || code.starts_with("57P")
+                || code == "25006";
+            fault.then(|| format!("database error: {}", d.message()))
+        }
+        sqlx::Error::Io(io) => Some(format!("I/O error: {io}")),
+        sqlx::Error::PoolTimedOut => Some("timed out waiting for a connection".to_owned()),
+        sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => {
+            Some("the connection pool is closed".to_owned())
+        }
+        _ => None,
     }
 }
 
