@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod connect_check;
+mod report;
 mod run_now;
 
 use clap::{Parser, Subcommand};
@@ -56,6 +57,9 @@ pub enum Command {
     Report {
         #[arg(value_enum)]
         kind: ReportKind,
+        /// Also send it, one message per channel.
+        #[arg(long)]
+        send: bool,
     },
     /// Disputes in the application's database.
     Disputes {
@@ -184,7 +188,12 @@ async fn run(command: Command, config: Config) -> ExitCode {
         Command::Alert {
             command: AlertCommand::Test,
         } => crate::cli::run_now::alert_test(&config).await,
-        Command::Report { .. } => not_built("report"),
+        Command::Report { kind, send } => match kind {
+            ReportKind::Daily => report::run(config, crate::reports::Kind::Daily, send).await,
+            ReportKind::Weekly => report::run(config, crate::reports::Kind::Weekly, send).await,
+            ReportKind::Security => report::run(config, crate::reports::Kind::Security, send).await,
+            ReportKind::Db => not_built("report db"),
+        },
         Command::Disputes { .. } => not_built("disputes check"),
         Command::Db { .. } => not_built("db vacuum"),
         Command::User { .. } => not_built("user hash"),

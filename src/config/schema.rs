@@ -39,6 +39,8 @@ pub struct Config {
     pub history: HistoryConfig,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub silence: Vec<SilenceConfig>,
+    pub reports: super::ReportsConfig,
+    pub restart: super::RestartConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -48,6 +50,10 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// How long shutdown waits for in-flight requests and jobs before it gives up on them.
     pub shutdown_grace: HumanDuration,
+    /// The dashboard's address as the operator reaches it (`https://ops.example.com`):
+    /// report messages link to their page there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -55,6 +61,7 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
             shutdown_grace: HumanDuration::from_secs(10),
+            public_url: None,
         }
     }
 }

@@ -1,7 +1,9 @@
 //! `opswatch serve` and what it is made of: the shared state, the scheduler, opswatch's own
 //! health and metrics, and logging.
 
+pub mod cron;
 pub mod health;
+pub mod job_run;
 pub mod live;
 pub mod metrics;
 pub mod scheduler;

@@ -26,6 +26,8 @@ pub struct App {
     pub channels: Vec<String>,
     /// The latest host, PM2 and systemd readings.
     pub live: crate::daemon::live::Live,
+    /// Every scheduled job and when it runs next (`GET /api/v1/jobs`).
+    pub jobs: crate::daemon::job_run::JobBoard,
     /// Bumped when an alert was written, so the dispatcher sends it at once.
     pub outbox_wake: tokio::sync::watch::Sender<u64>,
 }
@@ -44,6 +46,7 @@ impl AppState {
             metrics: Metrics::new(),
             channels,
             live: Default::default(),
+            jobs: Default::default(),
             outbox_wake: tokio::sync::watch::Sender::new(0),
         }))
     }

@@ -1,6 +1,8 @@
 //! Which jobs a running opswatch has, built from the config: one registration per job kind.
 
 pub mod history;
+pub mod reports;
+pub mod restart;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -57,6 +59,7 @@ pub fn scheduler(app: &AppState) -> anyhow::Result<Scheduler> {
     if !app.config.systemd.units.is_empty() {
         s.add(systemd_poller(app));
     }
+    reports::add(&mut s, app);
     Ok(s)
 }
 

@@ -2,6 +2,7 @@
 
 mod alerts;
 mod checks;
+mod jobs;
 mod metrics;
 pub mod params;
 mod processes;
@@ -22,6 +23,7 @@ pub fn routes(app: &AppState) -> Router<AppState> {
         .route("/checks/{name}/results", get(checks::results))
         .route("/checks/{name}/uptime", get(uptime::uptime))
         .route("/alerts", get(alerts::list))
+        .route("/jobs", get(jobs::list))
         .route("/processes", get(processes::list))
         .route("/reports", get(reports::list))
         .route("/reports/{id}", get(reports::one))
