@@ -22,6 +22,7 @@ pub mod config;
 pub mod daemon;
 pub mod jobs;
 pub mod notify;
+pub mod reports;
 pub mod rules;
 pub mod store;
 pub mod web;

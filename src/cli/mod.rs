@@ -9,6 +9,7 @@ mod connect_check;
 mod db_report;
 mod disputes;
 mod generate;
+mod report;
 mod run_now;
 mod vacuum;
 
@@ -218,11 +219,12 @@ async fn run(command: Command, config: Config, config_path: Option<PathBuf>) -> 
         Command::Alert {
             command: AlertCommand::Test,
         } => crate::cli::run_now::alert_test(&config).await,
-        Command::Report {
-            kind: ReportKind::Db,
-            send,
-        } => crate::cli::db_report::run(config, send).await,
-        Command::Report { .. } => not_built("report"),
+        Command::Report { kind, send } => match kind {
+            ReportKind::Db => crate::cli::db_report::run(config, send).await,
+            ReportKind::Daily => report::run(config, crate::reports::Kind::Daily, send).await,
+            ReportKind::Weekly => report::run(config, crate::reports::Kind::Weekly, send).await,
+            ReportKind::Security => report::run(config, crate::reports::Kind::Security, send).await,
+        },
         Command::Disputes {
             command: DisputesCommand::Check,
         } => crate::cli::disputes::check(config).await,

@@ -45,6 +45,8 @@ pub struct Config {
     pub silence: Vec<SilenceConfig>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub heartbeat: Option<HeartbeatConfig>,
+    pub reports: super::ReportsConfig,
+    pub restart: super::RestartConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -54,6 +56,10 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// How long shutdown waits for in-flight requests and jobs before it gives up on them.
     pub shutdown_grace: HumanDuration,
+    /// The dashboard's address as the operator reaches it (`https://ops.example.com`):
+    /// report messages link to their page there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -61,6 +67,7 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
             shutdown_grace: HumanDuration::from_secs(10),
+            public_url: None,
         }
     }
 }

@@ -29,6 +29,7 @@ pub(super) fn validate(c: &Config) -> Found {
     silences(c, &mut found);
     history(c, &mut found);
     heartbeat(c, &mut found);
+    reports(c, &mut found);
     found
 }
 
@@ -386,5 +387,83 @@ fn check_http_url(found: &mut Found, key: &str, raw: &str) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
         Ok(_) => push(found, key, "must be an http:// or https:// URL with a host"),
         Err(e) => push(found, key, format!("is not a URL: {e}")),
+    }
+}
+
+fn reports(c: &Config, found: &mut Found) {
+    if let Some(url) = &c.server.public_url
+        && !url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+    {
+        push(
+            found,
+            "server.public_url",
+            "must be an http:// or https:// URL",
+        );
+    }
+    let daily = &c.reports.daily;
+    if !daily.stats.is_empty() && c.database.is_none() {
+        push(
+            found,
+            "reports.daily.stats",
+            "needs [database] url to run against",
+        );
+    }
+    let mut names = HashSet::new();
+    for (i, s) in daily.stats.iter().enumerate() {
+        check_name(
+            found,
+            &format!("reports.daily.stats[{i}].name"),
+            &s.name,
+            &mut names,
+        );
+        if s.sql.trim().is_empty() {
+            push(
+                found,
+                format!("reports.daily.stats[{i}].sql"),
+                "must not be empty",
+            );
+        }
+    }
+    for (i, p) in c.reports.weekly.patterns.iter().enumerate() {
+        if p.is_empty() {
+            push(
+                found,
+                format!("reports.weekly.patterns[{i}]"),
+                "must not be empty",
+            );
+        }
+    }
+    if c.reports.weekly.scan_limit_mib == 0 {
+        push(found, "reports.weekly.scan_limit_mib", "must be at least 1");
+    }
+    let sec = &c.reports.security;
+    if sec.tls_crit_days > sec.tls_warn_days {
+        push(
+            found,
+            "reports.security.tls_crit_days",
+            "must not be more than tls_warn_days",
+        );
+    }
+    let r = &c.restart;
+    for (i, name) in r.pm2.iter().enumerate() {
+        if name.trim().is_empty() {
+            push(
+                found,
+                format!("restart.pm2[{i}]"),
+                "must be \"all\" or an app name",
+            );
+        }
+    }
+    for (i, unit) in r.units.iter().enumerate() {
+        if unit.trim().is_empty() || unit.starts_with('-') {
+            push(found, format!("restart.units[{i}]"), "must be a unit name");
+        }
+    }
+    if r.enabled && r.pm2.is_empty() && r.units.is_empty() {
+        push(
+            found,
+            "restart.pm2",
+            "restart is enabled but names no PM2 app and no unit",
+        );
     }
 }

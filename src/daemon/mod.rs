@@ -2,7 +2,9 @@
 //! health and metrics, and logging.
 
 pub mod clock;
+pub mod cron;
 pub mod health;
+pub mod job_run;
 pub mod live;
 pub mod metrics;
 pub mod reload;

@@ -1,19 +1,23 @@
 //! Runs jobs on their triggers: fixed intervals for checks, cron (UTC) for digests and
 //! reports. Each job runs in its own task, so it never overlaps itself and a slow job never
 //! delays another; a global semaphore bounds how many run at once; every run has a timeout.
+//! Cron occurrences come from a [`CronCursor`] (fires each occurrence once, catches up a run
+//! missed while opswatch was down); each run is contained and recorded ([`job_run`]).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Schedule;
+use crate::daemon::cron::{Clock, CronCursor, Step, SystemClock};
 use crate::daemon::health::HEARTBEAT_EVERY;
+use crate::daemon::job_run::{self, RunGuard};
 use crate::daemon::state::AppState;
 use crate::store::now_ms;
 
@@ -43,12 +47,40 @@ pub struct Job {
     pub run: JobFn,
 }
 
-#[derive(Default)]
 pub struct Scheduler {
     jobs: Vec<Job>,
+    /// The wall clock cron occurrences are read from (a hand-moved one in tests).
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for Scheduler {
+    fn default() -> Self {
+        Self {
+            jobs: Vec::new(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl Trigger {
+    /// `every 5m`, or the cron expression.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Every(d) => format!(
+                "every {}",
+                crate::config::HumanDuration::from_millis(d.as_millis() as u64)
+            ),
+            Self::Cron(s) => s.as_str().to_owned(),
+        }
+    }
 }
 
 impl Scheduler {
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     pub fn add(&mut self, job: Job) {
         self.jobs.push(job);
     }
@@ -61,7 +93,14 @@ impl Scheduler {
     pub fn spawn(self, app: &AppState, shutdown: &CancellationToken, tasks: &mut JoinSet<()>) {
         let limit = Arc::new(Semaphore::new(MAX_CONCURRENT_JOBS));
         for job in self.jobs {
-            tasks.spawn(run_job(job, app.clone(), limit.clone(), shutdown.clone()));
+            app.jobs.register(&job.name, job.trigger.describe());
+            tasks.spawn(run_job(
+                job,
+                app.clone(),
+                limit.clone(),
+                self.clock.clone(),
+                shutdown.clone(),
+            ));
         }
         let (app, shutdown) = (app.clone(), shutdown.clone());
         tasks.spawn(async move {
@@ -76,43 +115,119 @@ impl Scheduler {
     }
 }
 
-async fn run_job(job: Job, app: AppState, limit: Arc<Semaphore>, shutdown: CancellationToken) {
-    let mut next = tokio::time::Instant::now();
-    loop {
-        if let Trigger::Cron(schedule) = &job.trigger {
-            let now = Utc::now();
-            let Some(at) = schedule.next_after(now) else {
+async fn run_job(
+    job: Job,
+    app: AppState,
+    limit: Arc<Semaphore>,
+    clock: Arc<dyn Clock>,
+    shutdown: CancellationToken,
+) {
+    let host = crate::reports::this_host();
+    let guard = Arc::new(RunGuard::default());
+    let run = |occurrence: Option<DateTime<Utc>>| {
+        let (job, app, limit, guard, host) = (&job, &app, &limit, &guard, &host);
+        async move {
+            let Ok(_permit) = limit.acquire().await else {
                 return;
             };
-            let wait = (at - now).to_std().unwrap_or_default();
-            next = tokio::time::Instant::now() + wait;
+            // Shutdown does not cut a run short: it finishes or times out (the grace period
+            // of `serve` bounds the wait).
+            job_run::run_once(app, job, guard, host, occurrence).await;
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep_until(next) => {}
-        }
-        let Ok(_permit) = limit.acquire().await else {
-            return;
-        };
-        let started = tokio::time::Instant::now();
-        tokio::select! {
-            // Shutdown does not cut a run short: it finishes or times out (the grace
-            // period of `serve` bounds the wait).
-            outcome = tokio::time::timeout(job.timeout, (job.run)(app.clone())) => match outcome {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    if let Some(fault) = crate::store::storage_fault(&e) {
-                        app.health.record_write_fault(now_ms(), fault);
-                    }
-                    tracing::warn!(job = %job.name, error = format!("{e:#}"), "job failed");
+    };
+    match &job.trigger {
+        Trigger::Every(every) => {
+            let mut next = tokio::time::Instant::now();
+            loop {
+                app.jobs.set_next(
+                    &job.name,
+                    Some(
+                        now_ms()
+                            + next
+                                .saturating_duration_since(tokio::time::Instant::now())
+                                .as_millis() as i64,
+                    ),
+                );
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep_until(next) => {}
                 }
-                Err(_) => tracing::warn!(job = %job.name, timeout_s = job.timeout.as_secs_f64(), "job timed out"),
-            },
+                let started = tokio::time::Instant::now();
+                run(None).await;
+                // A run longer than the interval starts the next one at once, never a backlog.
+                next = (started + *every).max(tokio::time::Instant::now());
+            }
         }
-        if let Trigger::Every(every) = job.trigger {
-            next = started + every;
-            // A run longer than the interval starts the next one at once, never a backlog.
-            next = next.max(tokio::time::Instant::now());
+        Trigger::Cron(schedule) => {
+            let mut cursor =
+                CronCursor::new(last_occurrence(&app, &host, &job.name, clock.now()).await);
+            loop {
+                let now = clock.now();
+                match cursor.poll(schedule, now) {
+                    Step::Fire(at) => {
+                        if let Err(e) = app
+                            .store
+                            .set_job_last_occurrence(
+                                &host,
+                                &job.name,
+                                at.timestamp_millis(),
+                                now_ms(),
+                            )
+                            .await
+                        {
+                            tracing::warn!(job = %job.name, error = format!("{e:#}"), "cannot record the occurrence");
+                        }
+                        run(Some(at)).await;
+                    }
+                    Step::Sleep(wait) => {
+                        app.jobs
+                            .set_next(&job.name, cursor.next().map(|n| n.timestamp_millis()));
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            _ = tokio::time::sleep(wait) => {}
+                        }
+                    }
+                    Step::Never => {
+                        app.jobs.set_next(&job.name, None);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The last occurrence `job` fired for, from the store; a job never scheduled before starts
+/// from `now` (nothing before it is caught up), and so does one whose store cannot be read.
+async fn last_occurrence(
+    app: &AppState,
+    host: &str,
+    job: &str,
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
+    match app.store.job_last_occurrence(host, job).await {
+        Ok(Some(ms)) => DateTime::from_timestamp_millis(ms).unwrap_or(now),
+        Ok(None) => {
+            if let Err(e) = app
+                .store
+                .set_job_last_occurrence(host, job, now.timestamp_millis(), now_ms())
+                .await
+            {
+                tracing::warn!(
+                    job,
+                    error = format!("{e:#}"),
+                    "cannot record the job's schedule"
+                );
+            }
+            now
+        }
+        Err(e) => {
+            tracing::warn!(
+                job,
+                error = format!("{e:#}"),
+                "cannot read the job's last run; no catch-up"
+            );
+            now
         }
     }
 }

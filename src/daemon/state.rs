@@ -26,6 +26,8 @@ pub struct App {
     pub channels: Vec<String>,
     /// The latest host, PM2 and systemd readings.
     pub live: Arc<crate::daemon::live::Live>,
+    /// Every scheduled job and when it runs next (`GET /api/v1/jobs`).
+    pub jobs: crate::daemon::job_run::JobBoard,
     /// Bumped when an alert was written, so the dispatcher sends it at once.
     pub outbox_wake: tokio::sync::watch::Sender<u64>,
     /// Where rules, the digest, silences, the dispatcher and retention read the time.
@@ -53,6 +55,7 @@ impl AppState {
             metrics: Arc::new(Metrics::new()),
             channels,
             live: Default::default(),
+            jobs: Default::default(),
             outbox_wake: tokio::sync::watch::Sender::new(0),
             clock,
             reload: Default::default(),
@@ -69,6 +72,8 @@ impl AppState {
             health: self.health.clone(),
             metrics: self.metrics.clone(),
             live: self.live.clone(),
+            // The new generation's scheduler fills its own board (last runs stay in the store).
+            jobs: Default::default(),
             outbox_wake: self.outbox_wake.clone(),
             reload: self.reload.clone(),
             clock: self.clock.clone(),

@@ -5,6 +5,8 @@ pub mod disputes;
 pub mod heartbeat;
 pub mod history;
 pub mod pm2_events;
+pub mod reports;
+pub mod restart;
 pub mod updown;
 pub mod vacuum;
 
@@ -100,6 +102,7 @@ pub fn scheduler(app: &AppState) -> anyhow::Result<Scheduler> {
     if let Some(cfg) = &app.config.heartbeat {
         s.add(heartbeat::job(cfg)?);
     }
+    reports::add(&mut s, app);
     Ok(s)
 }
 

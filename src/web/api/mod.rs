@@ -3,6 +3,7 @@
 mod alerts;
 mod checks;
 mod disputes;
+mod jobs;
 mod metrics;
 pub mod params;
 mod processes;
@@ -25,6 +26,7 @@ pub fn routes(app: &AppState) -> Router<AppState> {
         .route("/checks/{name}/uptime", get(uptime::uptime))
         .route("/alerts", get(alerts::list))
         .route("/disputes", get(disputes::list).post(disputes::create))
+        .route("/jobs", get(jobs::list))
         .route("/processes", get(processes::list))
         .route("/reports", get(reports::list))
         .route("/reports/{id}", get(reports::one))
