@@ -381,7 +381,7 @@ async fn migrate_applies_the_schema_on_both_backends_and_is_idempotent() {
 }
 
 #[test]
-fn verbs_of_later_issues_exist_and_say_so() {
+fn every_verb_is_listed_and_the_version_shown() {
     let dir = tempfile::tempdir().unwrap();
     let help = run_cli(dir.path(), &["--help"]);
     let help = String::from_utf8_lossy(&help.stdout);
@@ -390,9 +390,6 @@ fn verbs_of_later_issues_exist_and_say_so() {
     ] {
         assert!(help.contains(verb), "--help does not list {verb}:\n{help}");
     }
-    let out = run_cli(dir.path(), &["report", "weekly"]);
-    assert_eq!(out.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not built yet"));
     let version = run_cli(dir.path(), &["--version"]);
     assert!(String::from_utf8_lossy(&version.stdout).contains(env!("CARGO_PKG_VERSION")));
 }
