@@ -14,7 +14,7 @@ use crate::daemon::state::AppState;
 use crate::jobs;
 use crate::notify::Channel;
 use crate::notify::telegram::DEFAULT_REQUEST_TIMEOUT;
-use crate::store::{Store, now_ms};
+use crate::store::{CheckState, Store, now_ms};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -77,15 +77,15 @@ pub async fn launch(
     for check in crate::checks::configured(&app.config) {
         let row = app
             .store
-            .ensure_check(check.name(), check.kind().as_str())
+            .ensure_check(check.name(), check.kind())
             .await
             .map_err(ServeError::Store)?;
         // /metrics shows a check from the start, in the state it was left in.
-        if row.state != "unknown" {
+        if row.state != CheckState::Unknown {
             app.metrics
                 .check_up
                 .get_or_create(&jobs::updown::labels(check.as_ref()))
-                .set(i64::from(row.state != "down"));
+                .set(i64::from(row.state != CheckState::Down));
         }
     }
     jobs::scheduler(&app)

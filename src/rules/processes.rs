@@ -8,6 +8,7 @@
 use crate::checks::pm2::{Pm2App, Pm2Error};
 use crate::checks::systemd::UnitStatus;
 use crate::daemon::state::AppState;
+use crate::store::series;
 
 use super::condition::{Assessment, Level, Limits, apply};
 
@@ -57,18 +58,14 @@ pub async fn evaluate_pm2(app: &AppState, apps: &[Pm2App], now: i64) -> anyhow::
         .store
         .find_condition("pm2:daemon")
         .await?
-        .is_some_and(|c| c.level != "ok")
+        .is_some_and(|c| c.level != Level::Ok)
     {
         let listed = format!("{} apps listed", apps.len());
         pm2_daemon(app, Level::Ok, listed, String::new(), now).await?;
     }
     for a in apps {
-        // Starting up or between restarts is not "down"; a crash loop catches it if it lasts.
-        let running = !matches!(
-            a.status.as_str(),
-            "stopped" | "errored" | "one-launch-status"
-        );
-        let instance = format!("{}#{}", a.name, a.pm_id);
+        let running = !a.is_down();
+        let instance = series::pm2_instance(&a.name, a.pm_id);
         let p = Process {
             source: format!("pm2:{}", a.name),
             kind: "pm2",
@@ -76,7 +73,7 @@ pub async fn evaluate_pm2(app: &AppState, apps: &[Pm2App], now: i64) -> anyhow::
             state: a.status.clone(),
             running,
             restarts: Some(a.restarts),
-            restart_series: format!("pm2.restarts:{instance}"),
+            restart_series: series::of(series::PM2_RESTARTS, &instance),
             hint_stopped: format!(
                 "`pm2 logs {0} --lines 100 --nostream` shows why; `pm2 restart {0}` starts it again.",
                 a.name
@@ -165,7 +162,7 @@ pub async fn evaluate_systemd(
             state: format!("{}/{}", u.active_state, u.sub_state),
             running,
             restarts: u.n_restarts,
-            restart_series: format!("systemd.restarts:{}", u.unit),
+            restart_series: series::of(series::SYSTEMD_RESTARTS, &u.unit),
             hint_stopped: format!(
                 "`systemctl status {0}` and `journalctl -u {0} -n 100` show why; `systemctl restart {0}`.",
                 u.unit
@@ -185,9 +182,7 @@ async fn evaluate(app: &AppState, p: &Process<'_>, id: &str, now: i64) -> anyhow
     // its exit and PM2's restart now and then, and that is the crash loop's alert, not this.
     let key = format!("{}:{id}:status", p.kind);
     let previous = app.store.find_condition(&key).await?;
-    let was = previous
-        .as_ref()
-        .map_or(Level::Ok, |c| Level::parse(&c.level));
+    let was = previous.as_ref().map_or(Level::Ok, |c| c.level);
     let down_polls = if p.running {
         0.0
     } else {
@@ -233,7 +228,7 @@ async fn evaluate(app: &AppState, p: &Process<'_>, id: &str, now: i64) -> anyhow
         .store
         .find_condition(&key)
         .await?
-        .map_or(Level::Ok, |c| Level::parse(&c.level));
+        .map_or(Level::Ok, |c| c.level);
     // Back to OK only once the counter stood still for the whole window.
     let level = if previous == Level::Critical && recent > 0.0 {
         Level::Critical

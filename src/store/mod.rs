@@ -24,13 +24,16 @@ use sqlx::ConnectOptions as _;
 mod alerts;
 mod checks;
 mod conditions;
+mod facts;
 mod reports;
 pub mod rollups;
 mod samples;
+pub mod series;
 
 pub use alerts::*;
 pub use checks::*;
 pub use conditions::*;
+pub use facts::*;
 pub use reports::*;
 pub use samples::*;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
