@@ -50,8 +50,9 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     launch(config, listener, shutdown).await
 }
 
-/// Runs opswatch on an already bound listener until `shutdown` is cancelled. Tests call this
-/// with a listener on port 0.
+/// Runs opswatch on an already bound listener until `shutdown` is cancelled. [`run`] binds the
+/// configured address and calls this; the tests do not call it, they start the binary with
+/// `--listen 127.0.0.1:0` and read the bound address from its "listening" log line.
 pub async fn launch(
     config: Config,
     listener: TcpListener,

@@ -1791,13 +1791,14 @@ impl Store {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Bulk import (the benchmark's year generator; imports from other tools).
+// Bulk import: used only by the benchmark's year generator (`examples/history_year.rs`).
 
 const IMPORT_ROWS: usize = 500;
 
 impl Store {
     /// Writes many `(series_id, at_ms, value)` samples in one transaction, several hundred per
-    /// statement. For imports and the benchmark generator; the daemon uses `record_samples`.
+    /// statement. Only the benchmark's year generator calls it; the daemon writes through
+    /// `record_samples`.
     pub async fn import_samples(&self, rows: &[(i64, i64, f64)]) -> anyhow::Result<()> {
         let sql = |n: usize| {
             let values: Vec<String> = (0..n)
@@ -1845,8 +1846,8 @@ impl Store {
         Ok(())
     }
 
-    /// Writes many results of one check in one transaction, without touching its state. For
-    /// imports and the benchmark generator; the daemon uses `record_check_outcome`.
+    /// Writes many results of one check in one transaction, without touching its state. Only
+    /// the benchmark's year generator calls it; the daemon uses `record_check_outcome`.
     pub async fn import_check_results(
         &self,
         check_id: i64,
