@@ -203,7 +203,11 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut checks = Vec::new();
     for e in 0..ENDPOINTS {
-        checks.push(store.ensure_check(&format!("site-{e}"), "http").await?);
+        checks.push(
+            store
+                .ensure_check(&format!("site-{e}"), opswatch::checks::CheckKind::Http)
+                .await?,
+        );
     }
     println!(
         "# history_year: {days} days, {} series every minute, {ENDPOINTS} endpoints every 5 min, {:?}",

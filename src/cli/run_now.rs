@@ -215,10 +215,7 @@ async fn pm2_rows(config: &Config) -> Vec<Row> {
         Ok((apps, via)) => via_row(&via)
             .into_iter()
             .chain(apps.iter().map(|a| {
-                let down = matches!(
-                    a.status.as_str(),
-                    "stopped" | "errored" | "one-launch-status"
-                );
+                let down = a.is_down();
                 row(
                     &format!("pm2:{}", a.name),
                     "pm2",

@@ -352,7 +352,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(cond.level, "warning");
+        assert_eq!(cond.level, crate::rules::condition::Level::Warning);
         // A fourth failure does not warn again.
         run_once(&app, &j, &guard, "h", occurrence(3)).await;
         let items = app.store.pending_digest_items().await.unwrap();
@@ -384,7 +384,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(cond.level, "ok");
+        assert_eq!(cond.level, crate::rules::condition::Level::Ok);
     }
 
     #[tokio::test]

@@ -146,15 +146,107 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition of every metric.
-    pub fn render(&self) -> String {
+    /// Every metric in `format`.
+    pub fn render(&self, format: Exposition) -> String {
         let mut out = String::with_capacity(8 * 1024);
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();
             let _ = writeln!(out, "# metrics could not be encoded");
         }
-        out
+        match format {
+            Exposition::OpenMetrics => out,
+            Exposition::Prometheus => openmetrics_to_prometheus(&out),
+        }
     }
+}
+
+/// The two text formats `/metrics` speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exposition {
+    /// The Prometheus text format 0.0.4: what `curl`, `promtool check metrics` and older
+    /// scrapers read.
+    Prometheus,
+    /// OpenMetrics 1.0.0, for scrapers that ask for it.
+    OpenMetrics,
+}
+
+impl Exposition {
+    /// Picks the format as the Prometheus client libraries do: OpenMetrics only when the
+    /// `Accept` header lists `application/openmetrics-text` with a weight at least that of
+    /// `text/plain`; the text format otherwise (no header, `*/*`, anything else).
+    pub fn negotiate(accept: Option<&str>) -> Self {
+        let Some(accept) = accept else {
+            return Self::Prometheus;
+        };
+        let (mut openmetrics, mut text) = (0.0_f32, 0.0_f32);
+        for range in accept.split(',') {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or_default().to_ascii_lowercase();
+            let q = parts
+                .find_map(|p| p.strip_prefix("q="))
+                .and_then(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            match media.as_str() {
+                "application/openmetrics-text" => openmetrics = openmetrics.max(q),
+                "text/plain" => text = text.max(q),
+                _ => {}
+            }
+        }
+        if openmetrics > 0.0 && openmetrics >= text {
+            Self::OpenMetrics
+        } else {
+            Self::Prometheus
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
+            Self::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+}
+
+/// Rewrites prometheus-client's OpenMetrics text as the Prometheus text format 0.0.4, which
+/// has no `info` type, no `# UNIT` and no `# EOF`, and names a counter's family after its
+/// `_total` sample. Samples and histograms are written the same way in both.
+fn openmetrics_to_prometheus(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len());
+    // Families whose HELP/TYPE names gain a suffix, found from their TYPE line. HELP comes
+    // before TYPE, so the lines of one family are held until its TYPE is known.
+    let mut held: Option<(&str, &str)> = None; // (name, help text)
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+            held = Some((name, help));
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, "untyped"));
+            let (name, kind) = match kind {
+                "counter" => (format!("{name}_total"), "counter"),
+                "info" => (format!("{name}_info"), "gauge"),
+                "gaugehistogram" | "stateset" | "unknown" => (name.to_owned(), "untyped"),
+                other => (name.to_owned(), other),
+            };
+            if let Some((help_name, help)) = held.take()
+                && help_name == rest.split(' ').next().unwrap_or_default()
+            {
+                let _ = writeln!(out, "# HELP {name} {help}");
+            }
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            continue;
+        }
+        if let Some((name, help)) = held.take() {
+            let _ = writeln!(out, "# HELP {name} {help}");
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 /// `process_*` metrics in the shape of the Prometheus client libraries' process collector.
@@ -234,5 +326,49 @@ impl prometheus_client::collector::Collector for ProcessCollector {
             start.metric_type(),
         )?)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openmetrics_only_when_the_scraper_asks_for_it() {
+        use Exposition::*;
+        for (accept, want) in [
+            (None, Prometheus),
+            (Some("*/*"), Prometheus),
+            (Some("text/plain"), Prometheus),
+            (Some("application/openmetrics-text"), OpenMetrics),
+            (
+                // What Prometheus 2.x sends.
+                Some(
+                    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;\
+                     version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+                ),
+                OpenMetrics,
+            ),
+            (
+                Some("text/plain;version=0.0.4,application/openmetrics-text;q=0.5"),
+                Prometheus,
+            ),
+            (Some("application/openmetrics-text;q=0"), Prometheus),
+        ] {
+            assert_eq!(Exposition::negotiate(accept), want, "{accept:?}");
+        }
+    }
+
+    #[test]
+    fn the_text_format_has_no_info_type_unit_or_eof_and_names_counters_by_their_samples() {
+        let om = "# HELP b opswatch build information.\n# TYPE b info\nb_info{version=\"1\"} 1\n\
+                  # HELP c Alerts.\n# TYPE c counter\n# UNIT c alerts\nc_total{x=\"y\"} 2\n\
+                  # HELP g A gauge.\n# TYPE g gauge\ng 1\n# EOF\n";
+        assert_eq!(
+            openmetrics_to_prometheus(om),
+            "# HELP b_info opswatch build information.\n# TYPE b_info gauge\n\
+             b_info{version=\"1\"} 1\n# HELP c_total Alerts.\n# TYPE c_total counter\n\
+             c_total{x=\"y\"} 2\n# HELP g A gauge.\n# TYPE g gauge\ng 1\n"
+        );
     }
 }

@@ -148,7 +148,7 @@ impl Generation {
                 // why) and each check creates its row itself once the store takes writes again.
                 let row = match app
                     .store
-                    .ensure_check(check.name(), check.kind().as_str())
+                    .ensure_check(check.name(), check.kind())
                     .await
                 {
                     Ok(row) => row,
@@ -159,11 +159,11 @@ impl Generation {
                     Err(e) => return Err(e),
                 };
                 // /metrics shows a check from the start, in the state it was left in.
-                if row.state != "unknown" {
+                if row.state != crate::store::CheckState::Unknown {
                     app.metrics
                         .check_up
                         .get_or_create(&crate::jobs::updown::labels(check.as_ref()))
-                        .set(i64::from(row.state != "down"));
+                        .set(i64::from(row.state != crate::store::CheckState::Down));
                 }
             }
             anyhow::Ok(())

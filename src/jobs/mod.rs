@@ -19,6 +19,7 @@ use crate::daemon::live::Reading;
 use crate::daemon::metrics::CheckLabels;
 use crate::daemon::scheduler::{Job, Scheduler, Trigger};
 use crate::daemon::state::AppState;
+use crate::store::series;
 
 /// How long `pm2 jlist` or `systemctl show` may take before the poll counts as failed.
 const COLLECTOR_TIMEOUT: Duration = Duration::from_secs(20);
@@ -150,20 +151,23 @@ fn system_sampler(every: Duration) -> Job {
 /// The series one host sample writes.
 pub fn host_series(s: &HostSnapshot) -> Vec<(String, f64)> {
     let mut out = vec![
-        ("memory.used_pct".to_owned(), s.memory.used_pct),
-        ("load.1".to_owned(), s.load.one),
-        ("load.5".to_owned(), s.load.five),
-        ("load.15".to_owned(), s.load.fifteen),
-        ("host.uptime_s".to_owned(), s.uptime_s),
+        (series::MEMORY_USED_PCT.to_owned(), s.memory.used_pct),
+        (series::LOAD_1.to_owned(), s.load.one),
+        (series::LOAD_5.to_owned(), s.load.five),
+        (series::LOAD_15.to_owned(), s.load.fifteen),
+        (series::HOST_UPTIME_S.to_owned(), s.uptime_s),
     ];
     if let Some(swap) = &s.swap {
-        out.push(("swap.used_pct".to_owned(), swap.used_pct));
+        out.push((series::SWAP_USED_PCT.to_owned(), swap.used_pct));
     }
     for m in &s.mounts {
-        out.push((format!("disk.used_pct:{}", m.mount), m.used_pct));
-        out.push((format!("disk.free_bytes:{}", m.mount), m.avail_bytes as f64));
+        out.push((series::of(series::DISK_USED_PCT, &m.mount), m.used_pct));
+        out.push((
+            series::of(series::DISK_FREE_BYTES, &m.mount),
+            m.avail_bytes as f64,
+        ));
         if let Some(p) = m.inode_used_pct {
-            out.push((format!("disk.inode_pct:{}", m.mount), p));
+            out.push((series::of(series::DISK_INODE_PCT, &m.mount), p));
         }
     }
     out
@@ -183,14 +187,18 @@ fn pm2_poller(app: &AppState) -> Job {
                 match pm2::poll(home.as_deref(), COLLECTOR_TIMEOUT).await {
                     Ok(apps) => {
                         observe_duration(&app, "pm2", "pm2", started);
-                        let mut series = Vec::new();
+                        let mut samples = Vec::new();
                         for a in &apps {
-                            let key = format!("{}#{}", a.name, a.pm_id);
-                            series.push((format!("pm2.cpu_pct:{key}"), a.cpu_pct));
-                            series.push((format!("pm2.memory_bytes:{key}"), a.memory_bytes as f64));
-                            series.push((format!("pm2.restarts:{key}"), a.restarts as f64));
+                            let key = series::pm2_instance(&a.name, a.pm_id);
+                            samples.push((series::of(series::PM2_CPU_PCT, &key), a.cpu_pct));
+                            samples.push((
+                                series::of(series::PM2_MEMORY_BYTES, &key),
+                                a.memory_bytes as f64,
+                            ));
+                            samples
+                                .push((series::of(series::PM2_RESTARTS, &key), a.restarts as f64));
                         }
-                        app.store.record_samples(at_ms, &series).await?;
+                        app.store.record_samples(at_ms, &samples).await?;
                         crate::rules::processes::evaluate_pm2(&app, &apps, at_ms).await?;
                         app.live.set_pm2(Reading {
                             at_ms,
@@ -225,14 +233,15 @@ fn systemd_poller(app: &AppState) -> Job {
                 let at_ms = app.clock.now_ms();
                 let reading = match systemd::poll(&units, COLLECTOR_TIMEOUT).await {
                     Ok(items) => {
-                        let series: Vec<(String, f64)> = items
+                        let samples: Vec<(String, f64)> = items
                             .iter()
                             .filter_map(|u| {
-                                u.n_restarts
-                                    .map(|n| (format!("systemd.restarts:{}", u.unit), n as f64))
+                                u.n_restarts.map(|n| {
+                                    (series::of(series::SYSTEMD_RESTARTS, &u.unit), n as f64)
+                                })
                             })
                             .collect();
-                        app.store.record_samples(at_ms, &series).await?;
+                        app.store.record_samples(at_ms, &samples).await?;
                         crate::rules::processes::evaluate_systemd(&app, &items, at_ms).await?;
                         Reading {
                             at_ms,

@@ -11,7 +11,7 @@ use crate::daemon::state::AppState;
 use crate::rules::alert::Severity;
 use crate::rules::silence::{Subject, is_silenced};
 use crate::rules::updown::{self, Policy};
-use crate::store::{CheckRow, IncidentChange, IncidentRow};
+use crate::store::{CheckRow, CheckState, IncidentChange, IncidentRow};
 
 /// How long the store may take on top of the probe's own timeout before the run is
 /// abandoned: the probe has its own timeout, this one only guards against the store hanging.
@@ -69,7 +69,7 @@ pub async fn process(
     seen: &Observation,
 ) -> anyhow::Result<Option<i64>> {
     let name = check.name();
-    let kind = check.kind().as_str();
+    let kind = check.kind();
     let result = updown::result_row(seen);
     let (row, incident) = match memory.0.take() {
         Some(known) => known,
@@ -117,7 +117,7 @@ pub async fn process(
     {
         let subject = Subject {
             source: name,
-            kind,
+            kind: kind.as_str(),
             severity: Severity::Critical,
         };
         if is_silenced(app, subject, result.at_ms).await {
@@ -144,14 +144,14 @@ pub async fn process(
     app.metrics
         .check_up
         .get_or_create(&labels(check))
-        .set(i64::from(decision.check.state != "down"));
+        .set(i64::from(decision.check.state != CheckState::Down));
     if alert_id.is_some() && alert.as_ref().is_some_and(|a| !a.silenced) {
         app.wake_dispatcher();
     }
     if matches!(decision.change, IncidentChange::Open { .. }) {
-        tracing::warn!(check = %name, kind, error = seen.error().unwrap_or(""), "check is DOWN");
+        tracing::warn!(check = %name, kind = kind.as_str(), error = seen.error().unwrap_or(""), "check is DOWN");
     } else if matches!(decision.change, IncidentChange::Resolve { .. }) {
-        tracing::info!(check = %name, kind, "check is UP again");
+        tracing::info!(check = %name, kind = kind.as_str(), "check is UP again");
     }
     Ok(alert_id)
 }

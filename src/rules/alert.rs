@@ -13,28 +13,13 @@ pub enum Severity {
     Dispute,
 }
 
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Critical => "critical",
-            Self::Warning => "warning",
-            Self::Info => "info",
-            Self::Resolved => "resolved",
-            Self::Dispute => "dispute",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "critical" => Some(Self::Critical),
-            "warning" => Some(Self::Warning),
-            "info" => Some(Self::Info),
-            "resolved" => Some(Self::Resolved),
-            "dispute" => Some(Self::Dispute),
-            _ => None,
-        }
-    }
-}
+crate::store::stored_word!(Severity, "severity", {
+    Severity::Critical => "critical",
+    Severity::Warning => "warning",
+    Severity::Info => "info",
+    Severity::Resolved => "resolved",
+    Severity::Dispute => "dispute",
+});
 
 /// One alert as rules raise it and channels render it. Every value is plain text: channels
 /// escape it for their own format.

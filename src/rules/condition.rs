@@ -13,31 +13,20 @@ use crate::store::{ConditionUpdate, NewAlert, WarningSeen};
 
 use super::silence::{Subject, is_silenced};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
+    #[default]
     Ok,
     Warning,
     Critical,
 }
 
-impl Level {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::Warning => "warning",
-            Self::Critical => "critical",
-        }
-    }
-
-    pub fn parse(s: &str) -> Self {
-        match s {
-            "warning" => Self::Warning,
-            "critical" => Self::Critical,
-            _ => Self::Ok,
-        }
-    }
-}
+crate::store::stored_word!(Level, "condition level", {
+    Level::Ok => "ok",
+    Level::Warning => "warning",
+    Level::Critical => "critical",
+});
 
 /// Limits of one value; higher is worse.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -103,14 +92,12 @@ pub struct Assessment {
 /// Stores the assessment and raises what its change of level calls for.
 pub async fn apply(app: &AppState, a: Assessment, now_ms: i64) -> anyhow::Result<()> {
     let previous = app.store.find_condition(&a.key).await?;
-    let prev_level = previous
-        .as_ref()
-        .map_or(Level::Ok, |p| Level::parse(&p.level));
+    let prev_level = previous.as_ref().map_or(Level::Ok, |p| p.level);
     let prev_notified = previous.as_ref().is_none_or(|p| p.notified);
     let since_ms = previous.as_ref().map_or(now_ms, |p| p.since_ms);
     let mut update = ConditionUpdate {
         key: a.key.clone(),
-        level: a.level.as_str().to_owned(),
+        level: a.level,
         value: Some(a.value),
         notified: if a.level == prev_level {
             prev_notified

@@ -4,6 +4,7 @@
 use crate::checks::system::HostSnapshot;
 use crate::config::SystemConfig;
 use crate::daemon::state::AppState;
+use crate::store::series;
 
 use super::condition::{Assessment, Level, Limits, apply};
 
@@ -40,8 +41,8 @@ pub async fn evaluate(app: &AppState) -> anyhow::Result<()> {
             Some(over.and_then(|o| o.disk_warn).unwrap_or(cfg.disk_warn)),
             Some(over.and_then(|o| o.disk_crit).unwrap_or(cfg.disk_crit)),
         );
-        let series = format!("disk.used_pct:{}", m.mount);
-        if let Some((min, latest)) = window(app, &series, cfg, now).await? {
+        let used = series::of(series::DISK_USED_PCT, &m.mount);
+        if let Some((min, latest)) = window(app, &used, cfg, now).await? {
             let level = l.next(
                 previous(app, &format!("disk:{}", m.mount)).await?,
                 min,
@@ -100,7 +101,7 @@ pub async fn evaluate(app: &AppState) -> anyhow::Result<()> {
         fill_prediction(app, &m.mount, now).await?;
     }
 
-    if let Some((min, latest)) = window(app, "memory.used_pct", cfg, now).await? {
+    if let Some((min, latest)) = window(app, series::MEMORY_USED_PCT, cfg, now).await? {
         let l = limits(Some(cfg.memory_warn), Some(cfg.memory_crit));
         let level = l.next(previous(app, "memory").await?, min, latest);
         apply(
@@ -131,7 +132,7 @@ pub async fn evaluate(app: &AppState) -> anyhow::Result<()> {
 
     // No swap configured: no swap series, no swap alerts (and no division by zero).
     if snapshot.swap.is_some()
-        && let Some((min, latest)) = window(app, "swap.used_pct", cfg, now).await?
+        && let Some((min, latest)) = window(app, series::SWAP_USED_PCT, cfg, now).await?
     {
         let l = limits(Some(cfg.swap_warn), Some(cfg.swap_crit));
         let level = l.next(previous(app, "swap").await?, min, latest);
@@ -158,7 +159,7 @@ pub async fn evaluate(app: &AppState) -> anyhow::Result<()> {
         .await?;
     }
 
-    if let Some((min, latest)) = window(app, "load.5", cfg, now).await? {
+    if let Some((min, latest)) = window(app, series::LOAD_5, cfg, now).await? {
         let cores = snapshot.cpus.max(1) as f64;
         let scale = if cfg.load_per_core { cores } else { 1.0 };
         let l = limits(Some(cfg.load_warn * scale), Some(cfg.load_crit * scale));
@@ -195,13 +196,13 @@ pub async fn evaluate(app: &AppState) -> anyhow::Result<()> {
 /// (lowest sample over the sustain window, latest sample) of a series.
 async fn window(
     app: &AppState,
-    series: &str,
+    name: &str,
     cfg: &SystemConfig,
     now: i64,
 ) -> anyhow::Result<Option<(f64, f64)>> {
     let points = app
         .store
-        .query_series(series, now - cfg.sustain.as_millis_i64(), now + 1)
+        .query_series(name, now - cfg.sustain.as_millis_i64(), now + 1)
         .await?;
     let min = points.iter().map(|p| p.min).fold(f64::INFINITY, f64::min);
     Ok(points.last().map(|last| (min, last.avg)))
@@ -212,7 +213,7 @@ async fn previous(app: &AppState, key: &str) -> anyhow::Result<Level> {
         .store
         .find_condition(key)
         .await?
-        .map_or(Level::Ok, |c| Level::parse(&c.level)))
+        .map_or(Level::Ok, |c| c.level))
 }
 
 /// WARNING when the mount fills up within a day at the rate of the last hours (a least-squares
@@ -221,7 +222,7 @@ async fn fill_prediction(app: &AppState, mount: &str, now: i64) -> anyhow::Resul
     let points = app
         .store
         .query_series(
-            &format!("disk.free_bytes:{mount}"),
+            &series::of(series::DISK_FREE_BYTES, mount),
             now - FILL_WINDOW_MS,
             now + 1,
         )
@@ -292,7 +293,7 @@ async fn reboot(app: &AppState, snapshot: &HostSnapshot, now: i64) -> anyhow::Re
         .is_some_and(|b| (boot_ms - b).abs() > 120_000.0);
     let update = crate::store::ConditionUpdate {
         key: "host:boot".to_owned(),
-        level: "ok".to_owned(),
+        level: crate::rules::condition::Level::Ok,
         value: Some(boot_ms),
         notified: true,
         alert: rebooted.then(|| crate::store::NewAlert {

@@ -8,6 +8,7 @@
 use crate::checks::pm2::{Pm2App, Pm2Error};
 use crate::checks::systemd::UnitStatus;
 use crate::daemon::state::AppState;
+use crate::store::series;
 
 use super::condition::{Assessment, Level, Limits, apply};
 
@@ -59,13 +60,13 @@ pub async fn evaluate_pm2(app: &AppState, apps: &[Pm2App], now: i64) -> anyhow::
         .store
         .find_condition("pm2:daemon")
         .await?
-        .is_some_and(|c| c.level != "ok")
+        .is_some_and(|c| c.level != Level::Ok)
     {
         let listed = format!("{} apps listed", apps.len());
         pm2_daemon(app, Level::Ok, listed, String::new(), now).await?;
     }
     for a in apps {
-        let instance = format!("{}#{}", a.name, a.pm_id);
+        let instance = series::pm2_instance(&a.name, a.pm_id);
         let p = pm2_process(&a.name, &instance, &a.status, a.restarts);
         evaluate(app, &p, &instance, now).await?;
     }
@@ -83,7 +84,7 @@ pub async fn evaluate_pm2_event(
     now: i64,
 ) -> anyhow::Result<()> {
     let _one_at_a_time = app.live.pm2_rules.lock().await;
-    let instance = format!("{name}#{pm_id}");
+    let instance = series::pm2_instance(name, pm_id);
     let p = pm2_process(name, &instance, "", restarts);
     app.store
         .record_samples(now, &[(p.restart_series.clone(), restarts as f64)])
@@ -98,9 +99,9 @@ fn pm2_process<'a>(name: &'a str, instance: &str, status: &str, restarts: i64) -
         name,
         state: status.to_owned(),
         // Starting up or between restarts is not "down"; a crash loop catches it if it lasts.
-        running: !matches!(status, "stopped" | "errored" | "one-launch-status"),
+        running: !crate::checks::pm2::is_down_status(status),
         restarts: Some(restarts),
-        restart_series: format!("pm2.restarts:{instance}"),
+        restart_series: series::of(series::PM2_RESTARTS, instance),
         hint_stopped: format!(
             "`pm2 logs {name} --lines 100 --nostream` shows why; `pm2 restart {name}` starts it again."
         ),
@@ -182,7 +183,7 @@ pub async fn evaluate_systemd(
             state: format!("{}/{}", u.active_state, u.sub_state),
             running,
             restarts: u.n_restarts,
-            restart_series: format!("systemd.restarts:{}", u.unit),
+            restart_series: series::of(series::SYSTEMD_RESTARTS, &u.unit),
             hint_stopped: format!(
                 "`systemctl status {0}` and `journalctl -u {0} -n 100` show why; `systemctl restart {0}`.",
                 u.unit
@@ -202,9 +203,7 @@ async fn evaluate(app: &AppState, p: &Process<'_>, id: &str, now: i64) -> anyhow
     // its exit and PM2's restart now and then, and that is the crash loop's alert, not this.
     let key = format!("{}:{id}:status", p.kind);
     let previous = app.store.find_condition(&key).await?;
-    let was = previous
-        .as_ref()
-        .map_or(Level::Ok, |c| Level::parse(&c.level));
+    let was = previous.as_ref().map_or(Level::Ok, |c| c.level);
     let down_polls = if p.running {
         0.0
     } else {
@@ -261,7 +260,7 @@ async fn evaluate_restarts(
         .store
         .find_condition(&key)
         .await?
-        .map_or(Level::Ok, |c| Level::parse(&c.level));
+        .map_or(Level::Ok, |c| c.level);
     // Back to OK only once the counter stood still for the whole window.
     let level = if previous == Level::Critical && recent > 0.0 {
         Level::Critical

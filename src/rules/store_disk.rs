@@ -51,7 +51,7 @@ pub async fn evaluate(app: &AppState) -> anyhow::Result<()> {
         .store
         .find_condition(KEY)
         .await?
-        .map_or(Level::Ok, |c| Level::parse(&c.level));
+        .map_or(Level::Ok, |c| c.level);
     // No sustain window: a store's disk that crossed a limit does not come back by itself.
     let level = limits.next(previous, used_pct, used_pct);
     let shown = dir.display();
@@ -125,7 +125,7 @@ mod tests {
         let (app, _dir) = app_with_limits(-2.0, -1.0).await;
         evaluate(&app).await.unwrap();
         let row = app.store.find_condition(KEY).await.unwrap().unwrap();
-        assert_eq!(row.level, "critical");
+        assert_eq!(row.level, Level::Critical);
         let alerts = app.store.list_alerts(0, i64::MAX, 10).await.unwrap();
         assert_eq!(alerts.len(), 1);
         assert!(
@@ -142,7 +142,7 @@ mod tests {
         let (app, _dir) = app_with_limits(100.0, 100.0).await;
         evaluate(&app).await.unwrap();
         let row = app.store.find_condition(KEY).await.unwrap();
-        assert!(row.is_none_or(|r| r.level == "ok"));
+        assert!(row.is_none_or(|r| r.level == Level::Ok));
         assert!(
             app.store
                 .list_alerts(0, i64::MAX, 10)

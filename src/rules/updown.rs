@@ -14,7 +14,7 @@
 
 use crate::checks::{Check, Observation};
 use crate::rules::alert::Severity;
-use crate::store::{CheckRow, IncidentChange, IncidentRow, NewAlert, ResultRow};
+use crate::store::{CheckRow, CheckState, IncidentChange, IncidentRow, NewAlert, ResultRow};
 
 use super::human_duration;
 
@@ -66,8 +66,8 @@ pub fn decide(
     if result.ok {
         next.consecutive_failures = 0;
         next.last_error = None;
-        if next.state != "up" {
-            next.state = "up".to_owned();
+        if next.state != CheckState::Up {
+            next.state = CheckState::Up;
             next.last_change_ms = Some(now);
         }
         let Some(incident) = incident else {
@@ -120,7 +120,7 @@ pub fn decide(
             event: None,
         };
     }
-    next.state = "down".to_owned();
+    next.state = CheckState::Down;
     next.last_change_ms = Some(now);
     let flapping = downs_in_window >= i64::from(policy.flap_threshold);
     let cause = result.error.clone().unwrap_or_else(|| "failed".to_owned());
@@ -264,8 +264,8 @@ mod tests {
         CheckRow {
             id: 1,
             name: "api".into(),
-            kind: "http".into(),
-            state: "unknown".into(),
+            kind: crate::checks::CheckKind::Http,
+            state: CheckState::Unknown,
             consecutive_failures: 0,
             last_result_ms: None,
             last_change_ms: None,
@@ -305,7 +305,7 @@ mod tests {
         assert_eq!(first.change, IncidentChange::None);
         let second = decide(&first.check, None, &result(2, false), &POLICY, 0);
         assert_eq!(second.event, Some(Event::Down));
-        assert_eq!(second.check.state, "down");
+        assert_eq!(second.check.state, CheckState::Down);
         assert!(matches!(
             second.change,
             IncidentChange::Open { notified: true, .. }
@@ -315,7 +315,7 @@ mod tests {
     #[test]
     fn still_down_is_silent_until_a_reminder_is_due() {
         let mut c = check();
-        c.state = "down".into();
+        c.state = CheckState::Down;
         c.consecutive_failures = 5;
         let inc = incident(0, true);
         let quiet = decide(&c, Some(&inc), &result(3_599_999, false), &POLICY, 1);
@@ -341,7 +341,7 @@ mod tests {
     #[test]
     fn recovery_resolves_with_the_downtime() {
         let mut c = check();
-        c.state = "down".into();
+        c.state = CheckState::Down;
         let up = decide(
             &c,
             Some(&incident(1_000, true)),
@@ -351,7 +351,7 @@ mod tests {
         );
         assert_eq!(up.event, Some(Event::Up { down_ms: 60_000 }));
         assert_eq!(up.change, IncidentChange::Resolve { incident_id: 9 });
-        assert_eq!(up.check.state, "up");
+        assert_eq!(up.check.state, CheckState::Up);
     }
 
     #[test]

@@ -76,7 +76,7 @@ pub(crate) use insert_alert;
 struct AlertRow {
     id: i64,
     created_ms: i64,
-    severity: String,
+    severity: Severity,
     source: String,
     kind: String,
     title: String,
@@ -94,7 +94,7 @@ impl From<AlertRow> for Alert {
     fn from(r: AlertRow) -> Self {
         Alert {
             id: r.id,
-            severity: Severity::parse(&r.severity).unwrap_or(Severity::Info),
+            severity: r.severity,
             source: r.source,
             kind: r.kind,
             title: r.title,
@@ -122,8 +122,7 @@ pub struct DeliveryRow {
     #[serde(skip)]
     pub alert_id: i64,
     pub channel: String,
-    /// `pending`, `sent` or `failed`.
-    pub state: String,
+    pub state: super::DeliveryState,
     pub attempts: i64,
     pub next_attempt_ms: i64,
     pub sent_ms: Option<i64>,

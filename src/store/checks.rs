@@ -2,16 +2,16 @@
 
 use sqlx::FromRow;
 
-use super::{NewAlert, Store, insert_alert, on_reader, on_writer};
+use super::{CheckState, NewAlert, Store, insert_alert, on_reader, on_writer};
+use crate::checks::CheckKind;
 
 /// A check as the store knows it: its identity and current state.
 #[derive(Debug, Clone, FromRow, PartialEq, Eq)]
 pub struct CheckRow {
     pub id: i64,
     pub name: String,
-    pub kind: String,
-    /// `up`, `down` or `unknown`.
-    pub state: String,
+    pub kind: CheckKind,
+    pub state: CheckState,
     pub consecutive_failures: i64,
     /// Read from `check_results`; never written to the row.
     pub last_result_ms: Option<i64>,
@@ -61,14 +61,14 @@ impl CheckRow {
 
 impl Store {
     /// Makes sure a configured check has its row; returns it with the state it left off in.
-    pub async fn ensure_check(&self, name: &str, kind: &str) -> anyhow::Result<CheckRow> {
+    pub async fn ensure_check(&self, name: &str, kind: CheckKind) -> anyhow::Result<CheckRow> {
         let sql = format!(
             "INSERT INTO checks (name, kind) VALUES ($1, $2) \
              ON CONFLICT (name) DO UPDATE SET kind = excluded.kind RETURNING {CHECK_COLUMNS}"
         );
         Ok(on_writer!(self, |pool| sqlx::query_as(&sql)
             .bind(name)
-            .bind(kind)
+            .bind(kind.as_str())
             .fetch_one(pool)
             .await)?)
     }
@@ -226,7 +226,7 @@ impl Store {
                 "UPDATE checks SET state = $1, consecutive_failures = $2, last_change_ms = $3, \
                  last_error = $4 WHERE id = $5",
             )
-            .bind(&check.state)
+            .bind(check.state.as_str())
             .bind(check.consecutive_failures)
             .bind(check.last_change_ms)
             .bind(&check.last_error)
@@ -275,5 +275,37 @@ impl Store {
             Ok::<_, sqlx::Error>(alert_id)
         })?;
         Ok(alert_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::checks::CheckKind;
+
+    #[tokio::test]
+    async fn an_unknown_state_or_kind_read_back_is_an_error_not_a_default() {
+        let app = crate::daemon::testing::app_on_temp_sqlite().await;
+        app.store
+            .ensure_check("api", CheckKind::Http)
+            .await
+            .unwrap();
+        for (sql, want) in [
+            (
+                "UPDATE checks SET state = 'sideways'",
+                "unknown check state \"sideways\"",
+            ),
+            (
+                "UPDATE checks SET state = 'up', kind = 'gopher'",
+                "unknown check kind \"gopher\"",
+            ),
+        ] {
+            super::on_writer!(app.store, |pool| sqlx::query(sql)
+                .execute(pool)
+                .await
+                .map(|_| ()))
+            .unwrap();
+            let err = app.store.find_check("api").await.unwrap_err();
+            assert!(format!("{err:#}").contains(want), "{err:#}");
+        }
     }
 }

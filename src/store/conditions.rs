@@ -4,13 +4,13 @@ use serde::Serialize;
 use sqlx::FromRow;
 
 use super::{NewAlert, Store, insert_alert, on_reader, on_writer};
+use crate::rules::condition::Level;
 
 /// Where one watched condition stands.
 #[derive(Debug, Clone, FromRow, PartialEq, Serialize)]
 pub struct ConditionRow {
     pub key: String,
-    /// `ok`, `warning` or `critical`.
-    pub level: String,
+    pub level: Level,
     pub since_ms: i64,
     pub value: Option<f64>,
     pub notified: bool,
@@ -73,7 +73,7 @@ pub struct NewSilence {
 #[derive(Debug, Clone, Default)]
 pub struct ConditionUpdate {
     pub key: String,
-    pub level: String,
+    pub level: Level,
     pub value: Option<f64>,
     /// Whether the alert of this level went out (false: held by a silence).
     pub notified: bool,
@@ -125,7 +125,7 @@ impl Store {
                  updated_ms = excluded.updated_ms",
             )
             .bind(&update.key)
-            .bind(&update.level)
+            .bind(update.level.as_str())
             .bind(now_ms)
             .bind(update.value)
             .bind(update.notified)

@@ -94,6 +94,18 @@ pub const CHART_RANGES: &[(&str, i64)] = &[
     ("1y", 31_536_000_000),
 ];
 
+/// The span in ms of the chart range named `name` (`24h`); the error says what to write.
+pub fn parse_chart_range(name: &str) -> Result<i64, String> {
+    CHART_RANGES
+        .iter()
+        .find(|(r, _)| *r == name)
+        .map(|(_, ms)| *ms)
+        .ok_or_else(|| {
+            let all: Vec<&str> = CHART_RANGES.iter().map(|(r, _)| *r).collect();
+            format!("must be one of {}, not {name:?}", all.join(", "))
+        })
+}
+
 /// Where a chart's data comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -1087,7 +1099,10 @@ impl Store {
         until_ms: i64,
     ) -> anyhow::Result<Vec<RestartCount>> {
         let mut out = Vec::new();
-        for (kind, prefix) in [("pm2", "pm2.restarts:"), ("systemd", "systemd.restarts:")] {
+        for (kind, prefix) in [
+            ("pm2", super::series::PM2_RESTARTS),
+            ("systemd", super::series::SYSTEMD_RESTARTS),
+        ] {
             for name in self.list_series(prefix).await? {
                 if let Some(n) = self.counter_increase(&name, since_ms, until_ms).await? {
                     out.push(RestartCount {
@@ -1776,13 +1791,14 @@ impl Store {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Bulk import (the benchmark's year generator; imports from other tools).
+// Bulk import: used only by the benchmark's year generator (`examples/history_year.rs`).
 
 const IMPORT_ROWS: usize = 500;
 
 impl Store {
     /// Writes many `(series_id, at_ms, value)` samples in one transaction, several hundred per
-    /// statement. For imports and the benchmark generator; the daemon uses `record_samples`.
+    /// statement. Only the benchmark's year generator calls it; the daemon writes through
+    /// `record_samples`.
     pub async fn import_samples(&self, rows: &[(i64, i64, f64)]) -> anyhow::Result<()> {
         let sql = |n: usize| {
             let values: Vec<String> = (0..n)
@@ -1830,8 +1846,8 @@ impl Store {
         Ok(())
     }
 
-    /// Writes many results of one check in one transaction, without touching its state. For
-    /// imports and the benchmark generator; the daemon uses `record_check_outcome`.
+    /// Writes many results of one check in one transaction, without touching its state. Only
+    /// the benchmark's year generator calls it; the daemon uses `record_check_outcome`.
     pub async fn import_check_results(
         &self,
         check_id: i64,

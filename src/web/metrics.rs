@@ -6,10 +6,15 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::daemon::metrics::RouteLabels;
+use axum::http::{HeaderMap, header};
+
+use crate::daemon::metrics::{Exposition, RouteLabels};
 use crate::daemon::state::AppState;
 
-pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+/// Answers in the Prometheus text format 0.0.4 unless the scraper's `Accept` asks for
+/// OpenMetrics (see [`Exposition::negotiate`]).
+pub async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> impl IntoResponse {
+    let format = Exposition::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let now = crate::store::now_ms();
     app.metrics
         .store_up
@@ -18,11 +23,11 @@ pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
         .scheduler_up
         .set(i64::from(app.health.scheduler_ok(now)));
     (
-        [(
-            "content-type",
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        app.metrics.render(),
+        [
+            (header::CONTENT_TYPE, format.content_type()),
+            (header::VARY, "Accept"),
+        ],
+        app.metrics.render(format),
     )
 }
 

@@ -188,7 +188,10 @@ async fn retention_deletes_exactly_what_is_older_than_its_period() {
             .map(|i| (T0 + i * FIVE_MINUTES_MS, (i % 17) as f64))
             .collect();
         import(store, "t.ret", &samples).await;
-        let check = store.ensure_check("api", "http").await.unwrap();
+        let check = store
+            .ensure_check("api", opswatch::checks::CheckKind::Http)
+            .await
+            .unwrap();
         let results: Vec<ResultRow> = (0..12 * 144)
             .map(|i| result(T0 + i * 10 * MIN, i % 10 != 0, 50 + i % 30))
             .collect();
@@ -370,7 +373,10 @@ async fn uptime_and_latency_percentiles_exact_from_raw_and_close_from_rollups() 
     };
     for (store, _guard) in &stores {
         let backend = format!("{:?}", store.backend());
-        let check = store.ensure_check("api", "http").await.unwrap();
+        let check = store
+            .ensure_check("api", opswatch::checks::CheckKind::Http)
+            .await
+            .unwrap();
         let now = T0 + 10 * DAY;
         let results: Vec<ResultRow> = (0..10 * 1440)
             .map(|i| result(T0 + i * MIN, i % 50 != 7, 20 + (i * 7919) % 780))
@@ -575,7 +581,10 @@ async fn the_api_serves_long_ranges_from_the_tiers() {
             .map(|i| (start + i * FIVE_MINUTES_MS, (i % 50) as f64))
             .collect();
         import(&store, "memory.used_pct", &samples).await;
-        let check = store.ensure_check("api", "http").await.unwrap();
+        let check = store
+            .ensure_check("api", opswatch::checks::CheckKind::Http)
+            .await
+            .unwrap();
         let results: Vec<ResultRow> = (0..100 * 288)
             .map(|i| result(start + i * FIVE_MINUTES_MS, i % 100 != 0, 100 + i % 40))
             .collect();

@@ -15,6 +15,7 @@ mod host_alerts;
 mod host_metrics;
 mod https_checks;
 mod locked_store;
+mod metrics_format;
 mod pm2_real;
 mod pm2_socket;
 mod process_alerts;

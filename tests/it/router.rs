@@ -7,6 +7,7 @@ use http_body_util::BodyExt as _;
 use serde_json::Value;
 use tower::ServiceExt as _;
 
+use opswatch::checks::CheckKind;
 use opswatch::config::Config;
 use opswatch::daemon::state::AppState;
 use opswatch::store::Store;
@@ -100,11 +101,18 @@ async fn api_errors_are_json_with_a_4xx_and_tokens_are_enforced() {
 #[tokio::test]
 async fn a_check_removed_from_the_config_no_longer_shows_as_current() {
     let (app, _dir) = app("[[http]]\nname = \"kept\"\nurl = \"http://127.0.0.1:9/\"\n").await;
-    app.store.ensure_check("kept", "http").await.unwrap();
-    let removed = app.store.ensure_check("removed", "http").await.unwrap();
+    app.store
+        .ensure_check("kept", CheckKind::Http)
+        .await
+        .unwrap();
+    let removed = app
+        .store
+        .ensure_check("removed", CheckKind::Http)
+        .await
+        .unwrap();
     // It was down when the operator removed it.
     let mut down = removed.clone();
-    down.state = "down".to_owned();
+    down.state = opswatch::store::CheckState::Down;
     let result = opswatch::store::ResultRow {
         at_ms: 1,
         ok: false,

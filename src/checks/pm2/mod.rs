@@ -174,6 +174,23 @@ pub(crate) fn lenient_num<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>
     d.deserialize_any(V)
 }
 
+/// Statuses in which the app is not running and PM2 will not start it by itself. Starting up
+/// (`launching`) or between restarts (`waiting restart`) is not down: a crash loop catches
+/// those if they last.
+const DOWN: &[&str] = &["stopped", "errored", "one-launch-status"];
+
+/// Whether an app in PM2 `status` is down: an operator has to act.
+pub fn is_down_status(status: &str) -> bool {
+    DOWN.contains(&status)
+}
+
+impl Pm2App {
+    /// Whether the app is down: an operator has to act.
+    pub fn is_down(&self) -> bool {
+        is_down_status(&self.status)
+    }
+}
+
 /// Statuses in which PM2 shows a pid that no longer runs (or 0).
 const NOT_RUNNING: &[&str] = &["stopped", "errored", "waiting restart", "one-launch-status"];
 

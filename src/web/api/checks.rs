@@ -10,17 +10,17 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::params::{ApiQuery, WindowParams};
-use crate::checks::Check;
+use crate::checks::{Check, CheckKind};
 use crate::daemon::state::AppState;
-use crate::store::{CheckRow, now_ms};
+use crate::store::{CheckRow, CheckState, now_ms};
 use crate::web::error::ApiError;
 
 #[derive(Serialize)]
 struct CheckView {
     name: String,
-    kind: String,
+    kind: CheckKind,
     /// `up`, `down` or `unknown` (not probed yet).
-    state: String,
+    state: CheckState,
     since_ms: Option<i64>,
     last_result_ms: Option<i64>,
     last_error: Option<String>,
@@ -31,7 +31,7 @@ struct CheckView {
 
 fn view(configured: &Configured, row: CheckRow) -> CheckView {
     let target = configured
-        .get(&(row.kind.clone(), row.name.clone()))
+        .get(&(row.kind, row.name.clone()))
         .map(|check| check.target());
     CheckView {
         name: row.name,
@@ -46,7 +46,7 @@ fn view(configured: &Configured, row: CheckRow) -> CheckView {
 }
 
 /// The configured checks by kind and name.
-type Configured = HashMap<(String, String), Arc<dyn Check>>;
+type Configured = HashMap<(CheckKind, String), Arc<dyn Check>>;
 
 /// The stored checks that are still configured, as the API shows them.
 ///
@@ -55,21 +55,24 @@ type Configured = HashMap<(String, String), Arc<dyn Check>>;
 async fn current(app: &AppState) -> Result<Vec<CheckView>, ApiError> {
     let configured: Configured = crate::checks::configured(&app.config)
         .into_iter()
-        .map(|c| ((c.kind().as_str().to_owned(), c.name().to_owned()), c))
+        .map(|c| ((c.kind(), c.name().to_owned()), c))
         .collect();
     Ok(app
         .store
         .list_checks()
         .await?
         .into_iter()
-        .filter(|c| configured.contains_key(&(c.kind.clone(), c.name.clone())))
+        .filter(|c| configured.contains_key(&(c.kind, c.name.clone())))
         .map(|c| view(&configured, c))
         .collect())
 }
 
 pub async fn status(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
     let checks = current(&app).await?;
-    let down = checks.iter().filter(|c| c.state == "down").count();
+    let down = checks
+        .iter()
+        .filter(|c| c.state == CheckState::Down)
+        .count();
     let health = app.health.report(now_ms());
     Ok(Json(json!({
         "status": if down > 0 { "problem" } else { "ok" },

@@ -11,30 +11,19 @@ use serde_json::{Value, json};
 
 use super::params::ApiQuery;
 use crate::daemon::state::AppState;
-use crate::store::now_ms;
+use crate::store::{now_ms, series};
 use crate::web::error::ApiError;
-
-/// The ranges charts offer.
-const RANGES: &[(&str, i64)] = &[
-    ("1h", 3_600_000),
-    ("6h", 21_600_000),
-    ("24h", 86_400_000),
-    ("7d", 604_800_000),
-    ("30d", 2_592_000_000),
-    ("90d", 7_776_000_000),
-    ("1y", 31_536_000_000),
-];
 
 /// How many series of one answer are read at once (SQLite's read pool has four connections).
 const SERIES_AT_ONCE: usize = 4;
 
 const FAMILIES: &[(&str, &[&str])] = &[
-    ("disk", &["disk.used_pct:"]),
-    ("inodes", &["disk.inode_pct:"]),
-    ("memory", &["memory.used_pct"]),
-    ("swap", &["swap.used_pct"]),
-    ("load", &["load.1", "load.5", "load.15"]),
-    ("pm2", &["pm2."]),
+    ("disk", &[series::DISK_USED_PCT]),
+    ("inodes", &[series::DISK_INODE_PCT]),
+    ("memory", &[series::MEMORY_USED_PCT]),
+    ("swap", &[series::SWAP_USED_PCT]),
+    ("load", &[series::LOAD_1, series::LOAD_5, series::LOAD_15]),
+    ("pm2", &[series::PM2]),
     ("appdb", &["appdb."]),
 ];
 
@@ -50,17 +39,8 @@ pub async fn series(
     ApiQuery(params): ApiQuery<RangeParams>,
 ) -> Result<Json<Value>, ApiError> {
     let range = params.range.as_deref().unwrap_or("24h");
-    let span = RANGES
-        .iter()
-        .find(|(r, _)| *r == range)
-        .map(|(_, ms)| *ms)
-        .ok_or_else(|| {
-            let all: Vec<&str> = RANGES.iter().map(|(r, _)| *r).collect();
-            ApiError::BadRequest(format!(
-                "`range` must be one of {}, not {range:?}",
-                all.join(", ")
-            ))
-        })?;
+    let span = crate::store::rollups::parse_chart_range(range)
+        .map_err(|why| ApiError::BadRequest(format!("`range` {why}")))?;
     let names = match FAMILIES.iter().find(|(f, _)| *f == metric) {
         Some((_, prefixes)) => {
             let mut names = Vec::new();
@@ -89,7 +69,7 @@ pub async fn series(
     };
     let until = now_ms() + 1;
     let since = until - span;
-    // A family can hold dozens of series (PM2: four per process); read them side by side on
+    // A family can hold dozens of series (PM2: three per process); read them side by side on
     // the read pool instead of one after another, keeping their order.
     let series: Vec<Value> = stream::iter(names)
         .map(|name| {

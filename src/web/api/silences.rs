@@ -72,7 +72,7 @@ pub async fn create(
         ));
     }
     if let Some(s) = &req.severity
-        && Severity::parse(s).is_none()
+        && s.parse::<Severity>().is_err()
     {
         return Err(ApiError::BadRequest(format!(
             "`severity` must be critical, warning, info or resolved, not {s:?}"
