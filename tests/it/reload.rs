@@ -336,3 +336,38 @@ async fn a_reload_adds_and_removes_a_channel() {
         "the webhook got the DOWN again"
     );
 }
+
+#[tokio::test]
+async fn a_reload_while_an_alert_is_being_delivered_sends_it_exactly_once() {
+    use crate::support::fake_telegram::Reply;
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeTelegram::start().await;
+    let (a, b) = (Target::start().await, Target::start().await);
+    let base = telegram_config(&sqlite_url(dir.path()), &fake);
+    let path = write_config(dir.path(), &config(&base, &[("a", &a.url(), 1)]));
+    let ow = Opswatch::start(dir.path(), &["--config", path.to_str().unwrap()]);
+
+    // The first sendMessage hangs: the reload comes while it is in flight.
+    fake.push(Reply::Hang);
+    a.set_status(500);
+    fake.wait_requests(1, Duration::from_secs(20)).await;
+    write_config(
+        dir.path(),
+        &config(&base, &[("a", &a.url(), 1), ("b", &b.url(), 1)]),
+    );
+    hup(&ow);
+    let delivered = fake.wait_delivered(1, Duration::from_secs(60)).await;
+    assert_eq!(critical_alerts(&fake, "a"), 1, "{delivered:?}");
+    // Let the new generation run a few probes and dispatcher rounds: still one.
+    let b_hits = b.hits();
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            (b.hits() >= b_hits + 3).then_some(())
+        })
+        .await
+        .is_some(),
+        "the reloaded config does not run; log:\n{}",
+        ow.log()
+    );
+    assert_eq!(fake.delivered().len(), 1, "{:?}", fake.delivered_texts());
+}
