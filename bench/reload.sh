@@ -3,7 +3,7 @@
 #
 #   bench/reload.sh [N] [RELOADS]
 #
-# Starts the release binary with N checks (every 2 s) against bench/http_target.py, lets them
+# Starts the release binary (or $OPSWATCH_BIN) with N checks (every 2 s) against bench/http_target.py, lets them
 # run, then POSTs /api/v1/reload RELOADS times (default 20, 0.7 s apart) and keeps running
 # 6 s more. Prints key=value lines:
 #   reload_ms_median / reload_ms_max   time from the request to the new generation running,
@@ -21,7 +21,7 @@ checks=${1:-100}
 reloads=${2:-20}
 every=2
 cd "$BENCH_DIR/.."
-bin=target/release/opswatch
+bin=${OPSWATCH_BIN:-target/release/opswatch}
 [[ -x $bin ]] || cargo build --release --locked
 BENCH_TMP=$(mktemp -d)
 

@@ -30,7 +30,7 @@ say "$deb: $(du -k "$deb" | cut -f1) KiB"
 
 # What the package carries, and its conffile.
 contents=$(dpkg-deb -c "$deb")
-for path in ./usr/bin/opswatch ./etc/opswatch/opswatch.toml ./lib/systemd/system/opswatch.service \
+for path in ./usr/bin/opswatch ./etc/opswatch/opswatch.toml ./usr/lib/systemd/system/opswatch.service \
     ./usr/share/man/man1/opswatch.1.gz ./usr/share/bash-completion/completions/opswatch \
     ./usr/share/zsh/vendor-completions/_opswatch ./usr/share/fish/vendor_completions.d/opswatch.fish \
     ./usr/share/doc/opswatch/opswatch.example.toml; do
@@ -80,7 +80,7 @@ in_root getent passwd opswatch >/dev/null || fail "no opswatch user after instal
 [ -L "$root/etc/systemd/system/multi-user.target.wants/opswatch.service" ] ||
     fail "the unit is not enabled"
 in_root opswatch --version
-in_root systemd-analyze verify /lib/systemd/system/opswatch.service ||
+in_root systemd-analyze verify /usr/lib/systemd/system/opswatch.service ||
     fail "systemd-analyze verify"
 
 # The installed config, as installed but on a free port (this machine may already use 7070).

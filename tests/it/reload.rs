@@ -256,3 +256,118 @@ async fn sighup_replaces_checks_and_thresholds_without_realerting_and_notifies_s
     assert_eq!(critical_alerts(&fake, "b"), 1);
     assert!(ow.terminate(Duration::from_secs(20)).success());
 }
+
+/// Records what a webhook channel posts.
+async fn webhook_recorder() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use axum::routing::post;
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = bodies.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |body: String| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().unwrap().push(body);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, bodies)
+}
+
+#[tokio::test]
+async fn a_reload_adds_and_removes_a_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeTelegram::start().await;
+    let target = Target::start().await;
+    let (hook, posted) = webhook_recorder().await;
+    let check = format!(
+        "[system]\nenabled = false\n[[http]]\nname = \"x\"\nurl = \"{}\"\nevery = \"1s\"\nfailures = 1\n",
+        target.url()
+    );
+    let store = sqlite_url(dir.path());
+    let path = write_config(
+        dir.path(),
+        &format!("{}{check}", telegram_config(&store, &fake)),
+    );
+    let ow = Opswatch::start(dir.path(), &["--config", path.to_str().unwrap()]);
+
+    target.set_status(500);
+    fake.wait_delivered(1, Duration::from_secs(20)).await;
+
+    // Telegram out, a webhook in: the RESOLVED goes to the webhook only.
+    write_config(
+        dir.path(),
+        &format!(
+            "[storage]\nurl = \"{store}\"\n[[webhook]]\nname = \"hook\"\nurl = \"{hook}\"\nformat = \"json\"\n{check}"
+        ),
+    );
+    let response = reqwest::Client::new()
+        .post(ow.url("/api/v1/reload"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", ow.log());
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["reloaded"]["channels"], 1, "{body}");
+    target.set_status(200);
+    let resolved = eventually(Duration::from_secs(20), || async {
+        posted.lock().unwrap().first().cloned()
+    })
+    .await
+    .unwrap_or_else(|| panic!("nothing reached the webhook; log:\n{}", ow.log()));
+    assert!(
+        resolved.contains("RESOLVED") || resolved.contains("resolved"),
+        "{resolved}"
+    );
+    assert_eq!(
+        fake.delivered().len(),
+        1,
+        "telegram still got messages after its removal"
+    );
+    assert_eq!(
+        posted.lock().unwrap().len(),
+        1,
+        "the webhook got the DOWN again"
+    );
+}
+
+#[tokio::test]
+async fn a_reload_while_an_alert_is_being_delivered_sends_it_exactly_once() {
+    use crate::support::fake_telegram::Reply;
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeTelegram::start().await;
+    let (a, b) = (Target::start().await, Target::start().await);
+    let base = telegram_config(&sqlite_url(dir.path()), &fake);
+    let path = write_config(dir.path(), &config(&base, &[("a", &a.url(), 1)]));
+    let ow = Opswatch::start(dir.path(), &["--config", path.to_str().unwrap()]);
+
+    // The first sendMessage hangs: the reload comes while it is in flight.
+    fake.push(Reply::Hang);
+    a.set_status(500);
+    fake.wait_requests(1, Duration::from_secs(20)).await;
+    write_config(
+        dir.path(),
+        &config(&base, &[("a", &a.url(), 1), ("b", &b.url(), 1)]),
+    );
+    hup(&ow);
+    let delivered = fake.wait_delivered(1, Duration::from_secs(60)).await;
+    assert_eq!(critical_alerts(&fake, "a"), 1, "{delivered:?}");
+    // Let the new generation run a few probes and dispatcher rounds: still one.
+    let b_hits = b.hits();
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            (b.hits() >= b_hits + 3).then_some(())
+        })
+        .await
+        .is_some(),
+        "the reloaded config does not run; log:\n{}",
+        ow.log()
+    );
+    assert_eq!(fake.delivered().len(), 1, "{:?}", fake.delivered_texts());
+}
