@@ -10,6 +10,7 @@ mod host_metrics;
 mod https_checks;
 mod pm2_real;
 mod process_alerts;
+mod reports;
 mod router;
 mod silences;
 mod spine;
