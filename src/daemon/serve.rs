@@ -80,6 +80,14 @@ pub async fn launch(
             .await
             .map_err(ServeError::Store)?;
     }
+    // Runs left `running` by a previous process were cut short by its end.
+    if let Err(e) = app
+        .store
+        .mark_interrupted_job_runs(&crate::reports::this_host(), now_ms())
+        .await
+    {
+        tracing::warn!(error = format!("{e:#}"), "cannot mark interrupted job runs");
+    }
     jobs::scheduler(&app)
         .map_err(ServeError::Setup)?
         .spawn(&app, &shutdown, &mut tasks);

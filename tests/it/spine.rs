@@ -390,7 +390,7 @@ fn verbs_of_later_issues_exist_and_say_so() {
     ] {
         assert!(help.contains(verb), "--help does not list {verb}:\n{help}");
     }
-    let out = run_cli(dir.path(), &["report", "weekly"]);
+    let out = run_cli(dir.path(), &["report", "db"]);
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not built yet"));
     let version = run_cli(dir.path(), &["--version"]);
