@@ -532,3 +532,75 @@ async fn the_scheduled_restart_restarts_real_pm2_apps_and_raises_what_stays_down
             .all(|a| a.alert.severity == opswatch::rules::alert::Severity::Critical)
     );
 }
+
+#[tokio::test]
+async fn certificate_expiry_is_checked_daily_warning_under_21_days_critical_under_7() {
+    use opswatch::store::ResultRow;
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_with(
+        dir.path(),
+        "[[http]]\nname = \"site\"\nurl = \"https://site.example/\"\n",
+    )
+    .await;
+    let check = app.store.ensure_check("site", "http").await.unwrap();
+    let now = opswatch::store::now_ms();
+    let day = 86_400_000;
+    let mut at = now - 10_000;
+    let mut seen = |expires: i64| {
+        at += 1;
+        ResultRow {
+            at_ms: at,
+            ok: true,
+            latency_ms: Some(5),
+            status_code: Some(200),
+            error_kind: None,
+            error: None,
+            cert_expires_ms: Some(expires),
+        }
+    };
+    let level = |app: &AppState| {
+        let app = app.clone();
+        async move {
+            app.store
+                .find_condition("tls:site")
+                .await
+                .unwrap()
+                .map(|c| c.level)
+        }
+    };
+    for (expires_in_days, expected) in [(60, "ok"), (15, "warning"), (5, "critical"), (90, "ok")] {
+        let row = seen(now + expires_in_days * day + 3_600_000);
+        app.store
+            .import_check_results(check.id, &[row])
+            .await
+            .unwrap();
+        opswatch::reports::security::check_tls_expiry(&app)
+            .await
+            .unwrap();
+        assert_eq!(
+            level(&app).await.as_deref(),
+            Some(expected),
+            "{expires_in_days} days"
+        );
+    }
+    let alerts = app.store.list_alerts(0, i64::MAX, 10).await.unwrap();
+    let tls: Vec<_> = alerts.iter().filter(|a| a.alert.kind == "tls").collect();
+    // Newest first: the RESOLVED after renewal, the CRITICAL at 5 days; the warning went to
+    // the digest.
+    assert_eq!(tls.len(), 2, "{tls:#?}");
+    assert_eq!(
+        tls[1].alert.severity,
+        opswatch::rules::alert::Severity::Critical
+    );
+    assert!(
+        tls[1].alert.title.contains("expires in 5 days"),
+        "{}",
+        tls[1].alert.title
+    );
+    assert_eq!(
+        tls[0].alert.severity,
+        opswatch::rules::alert::Severity::Resolved
+    );
+    let digest = app.store.pending_digest_items().await.unwrap();
+    assert!(digest.iter().any(|d| d.key == "tls:site"), "{digest:#?}");
+}
