@@ -282,4 +282,130 @@ mod tests {
         assert_eq!(slow.load(Ordering::SeqCst), 3);
         assert_eq!(fast.load(Ordering::SeqCst), 21);
     }
+
+    /// A wall clock that stays where the test puts it.
+    struct FixedClock(std::sync::Mutex<DateTime<Utc>>);
+
+    impl Clock for FixedClock {
+        fn now(&self) -> DateTime<Utc> {
+            *self.0.lock().unwrap()
+        }
+    }
+
+    fn cron_job(name: &str, schedule: &str, runs: Arc<AtomicUsize>) -> Job {
+        Job {
+            name: name.to_owned(),
+            trigger: Trigger::Cron(Box::new(schedule.parse().unwrap())),
+            timeout: Duration::from_secs(60),
+            run: Arc::new(move |_| {
+                let runs = runs.clone();
+                Box::pin(async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                })
+            }),
+        }
+    }
+
+    async fn wait_for(runs: &AtomicUsize, n: usize) {
+        for _ in 0..200 {
+            if runs.load(Ordering::SeqCst) >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("{n} runs never happened");
+    }
+
+    #[tokio::test]
+    async fn a_run_missed_while_down_is_caught_up_once_also_across_restarts() {
+        use chrono::TimeZone;
+        let app = crate::daemon::testing::app_on_temp_sqlite().await;
+        let host = crate::reports::this_host();
+        let today_9 = Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).unwrap();
+        // Last fired yesterday at 09:00; opswatch comes back at 10:00 today.
+        app.store
+            .set_job_last_occurrence(
+                &host,
+                "daily",
+                (today_9 - chrono::Duration::days(1)).timestamp_millis(),
+                0,
+            )
+            .await
+            .unwrap();
+        let clock = Arc::new(FixedClock(std::sync::Mutex::new(
+            today_9 + chrono::Duration::hours(1),
+        )));
+        let runs = Arc::new(AtomicUsize::new(0));
+        for start in 0..2 {
+            let mut s = Scheduler::default().with_clock(clock.clone());
+            s.add(cron_job("daily", "0 9 * * *", runs.clone()));
+            let shutdown = CancellationToken::new();
+            let mut tasks = JoinSet::new();
+            s.spawn(&app, &shutdown, &mut tasks);
+            if start == 0 {
+                wait_for(&runs, 1).await;
+            }
+            // The job's next run is tomorrow 09:00, whatever the restart.
+            for _ in 0..200 {
+                if app.jobs.list().iter().any(|j| j.next_run_ms.is_some()) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            let view = app
+                .jobs
+                .list()
+                .into_iter()
+                .find(|j| j.name == "daily")
+                .unwrap();
+            assert_eq!(
+                view.next_run_ms,
+                Some((today_9 + chrono::Duration::days(1)).timestamp_millis())
+            );
+            shutdown.cancel();
+            while tasks.join_next().await.is_some() {}
+        }
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            1,
+            "caught up once, not again after a restart"
+        );
+        let recorded = app.store.list_job_runs(&host, "daily", 10).await.unwrap();
+        assert_eq!(recorded.len(), 1);
+        assert_eq!(recorded[0].occurrence_ms, Some(today_9.timestamp_millis()));
+        assert_eq!(recorded[0].outcome, "ok");
+    }
+
+    #[tokio::test]
+    async fn a_new_cron_job_does_not_run_at_start() {
+        use chrono::TimeZone;
+        let app = crate::daemon::testing::app_on_temp_sqlite().await;
+        let clock = Arc::new(FixedClock(std::sync::Mutex::new(
+            Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap(),
+        )));
+        let runs = Arc::new(AtomicUsize::new(0));
+        let mut s = Scheduler::default().with_clock(clock);
+        s.add(cron_job("weekly", "0 9 * * *", runs.clone()));
+        let shutdown = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        s.spawn(&app, &shutdown, &mut tasks);
+        for _ in 0..200 {
+            if app.jobs.list().iter().any(|j| j.next_run_ms.is_some()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        shutdown.cancel();
+        while tasks.join_next().await.is_some() {}
+        assert_eq!(runs.load(Ordering::SeqCst), 0);
+        let host = crate::reports::this_host();
+        assert!(
+            app.store
+                .job_last_occurrence(&host, "weekly")
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
 }

@@ -99,6 +99,14 @@ pub async fn run_app(
             app.store.write_results_forever(shutdown, on_error).await;
         }
     });
+    // Runs left `running` by a previous process were cut short by its end.
+    if let Err(e) = app
+        .store
+        .mark_interrupted_job_runs(&crate::reports::this_host(), now_ms())
+        .await
+    {
+        tracing::warn!(error = format!("{e:#}"), "cannot mark interrupted job runs");
+    }
     // The checks, jobs and channels run under the reload supervisor (daemon/reload.rs), which
     // replaces them when the config is reloaded.
     let supervisor = Supervisor::start(&app, source, &shutdown)

@@ -105,7 +105,8 @@ pub async fn run(app: &AppState) -> anyhow::Result<Outcome> {
     Ok(out)
 }
 
-/// Every HTTP check and every watched process, once; one line per failure.
+/// Every HTTP check, the restarted PM2 apps (all of them for `"all"`) and every restarted or
+/// watched systemd unit, once; one line per failure.
 async fn verify_all(app: &AppState) -> Vec<String> {
     let mut failures = Vec::new();
     for check in crate::checks::configured(&app.config) {
@@ -137,8 +138,12 @@ async fn verify_all(app: &AppState) -> Vec<String> {
             Err(e) => failures.push(format!("pm2: {e}")),
         }
     }
-    if !r.units.is_empty() {
-        match systemd::poll(&r.units, COMMAND_TIMEOUT).await {
+    let mut units = r.units.clone();
+    units.extend(app.config.systemd.units.iter().cloned());
+    units.sort();
+    units.dedup();
+    if !units.is_empty() {
+        match systemd::poll(&units, COMMAND_TIMEOUT).await {
             Ok(units) => {
                 for u in units.iter().filter(|u| u.active_state != "active") {
                     failures.push(format!(

@@ -238,7 +238,11 @@ async fn record_delivered(app: &AppState, outbox_id: i64, owner: &str, name: &st
     let mut pause = MARK_RETRY_FIRST;
     let mut warned = false;
     loop {
-        match app.store.mark_delivered(outbox_id, owner, app.clock.now_ms()).await {
+        match app
+            .store
+            .mark_delivered(outbox_id, owner, app.clock.now_ms())
+            .await
+        {
             Ok(kept) => {
                 if warned {
                     tracing::info!(channel = %name, outbox = outbox_id, "delivery recorded after the store came back");

@@ -191,3 +191,43 @@ pub fn push_findings(text: &mut String, findings: &[Finding]) {
         text.push_str(&format!("  • {}\n    → {}\n", f.what, f.todo));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(findings: usize) -> Report {
+        Report {
+            kind: Kind::Daily,
+            summary: "2 to look at".into(),
+            headline: vec!["new users: 3".into()],
+            findings: (0..findings)
+                .map(|i| Finding::new(format!("thing {i}"), "fix it"))
+                .collect(),
+            body: serde_json::Value::Null,
+            text: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_message_is_short_says_what_to_do_and_links_to_the_page() {
+        let m = report(10).message("web-1", Some(42), Some("https://ops.example.com/"));
+        assert_eq!(m.title, "Daily summary · web-1: 2 to look at");
+        assert_eq!(m.kind, "report");
+        let body = m.body.unwrap();
+        assert!(
+            body.starts_with("new users: 3\n\nNeeds attention:"),
+            "{body}"
+        );
+        assert!(body.contains("• thing 0 → fix it"));
+        assert!(body.contains("• thing 7 → fix it"));
+        assert!(!body.contains("thing 8"), "{body}");
+        assert!(body.contains("… and 2 more in the report"));
+        assert!(
+            body.ends_with("\n\nhttps://ops.example.com/reports/42"),
+            "{body}"
+        );
+        let plain = report(0).message("web-1", Some(1), None).body.unwrap();
+        assert_eq!(plain, "new users: 3", "no public_url: no link");
+    }
+}

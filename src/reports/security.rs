@@ -560,18 +560,16 @@ pub struct Security {
     pub failed_dashboard_logins: Option<i64>,
 }
 
-/// The window a security report covers: since the schedule's previous occurrence (the
-/// previous report), at most 31 days.
+/// The window a security report covers: one period of its schedule (the gap between its two
+/// latest occurrences, a month by default) back from `until_ms`.
 fn since(app: &AppState, until_ms: i64) -> i64 {
     let until = DateTime::<Utc>::from_timestamp_millis(until_ms).unwrap_or_else(Utc::now);
-    // A minute back, so the occurrence firing now is not its own start.
-    app.config
-        .reports
-        .security
-        .schedule
-        .last_at_or_before(until - chrono::Duration::minutes(1))
-        .map_or(until_ms - 30 * DAY_MS, |t| t.timestamp_millis())
-        .max(until_ms - 31 * DAY_MS)
+    let s = &app.config.reports.security.schedule;
+    let period = s.last_at_or_before(until).and_then(|latest| {
+        s.last_at_or_before(latest - chrono::Duration::milliseconds(1))
+            .map(|before| (latest - before).num_milliseconds())
+    });
+    until_ms - period.unwrap_or(30 * DAY_MS).clamp(DAY_MS, 31 * DAY_MS)
 }
 
 pub async fn certificates(app: &AppState, now_ms: i64) -> anyhow::Result<Vec<CertExpiry>> {

@@ -4,12 +4,12 @@
 mod support;
 
 mod alerting;
-mod delivery_in_time;
 mod db_report;
-mod disputes;
+mod delivery_in_time;
 mod deploy;
-mod heartbeat;
+mod disputes;
 mod full_disk;
+mod heartbeat;
 mod history;
 mod host_alerts;
 mod host_metrics;
@@ -20,6 +20,7 @@ mod pm2_real;
 mod pm2_socket;
 mod process_alerts;
 mod reload;
+mod reports;
 mod router;
 mod rules_in_time;
 mod silences;
