@@ -4,6 +4,7 @@
 pub mod health;
 pub mod live;
 pub mod metrics;
+pub mod resources;
 pub mod scheduler;
 pub mod serve;
 pub mod state;

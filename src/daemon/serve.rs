@@ -30,6 +30,7 @@ pub enum ServeError {
 
 /// Binds `config.server.listen`, runs until SIGINT/SIGTERM, then shuts down cleanly.
 pub async fn run(config: Config) -> Result<(), ServeError> {
+    crate::daemon::resources::raise_nofile_limit();
     let addr = config.server.listen;
     let listener = TcpListener::bind(addr)
         .await

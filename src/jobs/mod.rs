@@ -5,7 +5,7 @@ pub mod history;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::checks::http::HttpProbe;
+use crate::checks::http::{FailureKind, HttpProbe};
 use crate::checks::system::{HostSnapshot, SystemSampler};
 use crate::checks::{pm2, systemd};
 use crate::daemon::live::Reading;
@@ -103,6 +103,18 @@ fn http_check(probe: HttpProbe) -> Job {
                         kind: "http".to_owned(),
                     })
                     .observe(result.latency_ms.unwrap_or_default() as f64 / 1000.0);
+                if result.error_kind.as_deref() == Some(FailureKind::Local.as_str()) {
+                    // Says nothing about the target: an error of opswatch, never a DOWN.
+                    let what = format!(
+                        "check {}: {}",
+                        probe.name(),
+                        result.error.as_deref().unwrap_or_default()
+                    );
+                    if app.health.record_local_fault(now_ms(), what.clone()) {
+                        tracing::error!(check = %probe.name(), error = %what, "a check could not run: opswatch is out of descriptors or memory");
+                    }
+                    return Ok(());
+                }
                 let mut memory = memory.lock().await;
                 crate::rules::http::process(&app, &probe, &mut memory, &result).await?;
                 Ok(())

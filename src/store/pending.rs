@@ -42,7 +42,11 @@ impl PendingResults {
         };
         if rows.len() >= MAX_PENDING {
             rows.pop_front();
-            if self.dropped.fetch_add(1, Ordering::Relaxed).is_multiple_of(1_000) {
+            if self
+                .dropped
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(1_000)
+            {
                 tracing::error!(
                     max = MAX_PENDING,
                     "the store has not taken check results for a long time; dropping the oldest"

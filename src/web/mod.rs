@@ -6,6 +6,7 @@ pub mod auth;
 pub mod error;
 mod health;
 mod metrics;
+pub mod server;
 
 use std::future::Future;
 
@@ -42,7 +43,13 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let max_connections = server::connection_cap(server::current_nofile());
+    server::serve(
+        app.clone(),
+        router(app),
+        listener,
+        max_connections,
+        shutdown,
+    )
+    .await
 }

@@ -8,6 +8,7 @@ mod full_disk;
 mod history;
 mod host_alerts;
 mod host_metrics;
+mod hostile_clients;
 mod https_checks;
 mod locked_store;
 mod pm2_real;
