@@ -173,3 +173,40 @@ fn missing_env_file_names_the_key() {
         p.reason
     );
 }
+
+/// Loads `text` from a temp dir holding `.env` with `env`.
+fn load_with_env(text: &str, env: &str) -> Result<Config, ConfigError> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".env"), env).unwrap();
+    Config::from_toml(
+        &dir.path().join("opswatch.toml"),
+        &format!("env_file = \".env\"\n{text}"),
+    )
+}
+
+#[test]
+fn an_error_quotes_the_value_as_written_never_its_expansion() {
+    let token = "123456789:AAH-secret-bot-token-never-shown";
+    let err = load_with_env(
+        "[system]\ndisk_crit = \"${TELEGRAM_BOT_TOKEN:-x}\"\n",
+        &format!("TELEGRAM_BOT_TOKEN={token}\n"),
+    )
+    .expect_err("a string is not a percentage");
+    let text = err.to_string();
+    assert!(!text.contains(token), "{text}");
+    assert!(!text.contains("AAH-secret"), "{text}");
+    assert!(text.contains("${TELEGRAM_BOT_TOKEN:-x}"), "{text}");
+    assert!(text.contains(":3:1: key system.disk_crit:"), "{text}");
+}
+
+#[test]
+fn a_huge_value_is_not_echoed_whole() {
+    let huge = "9".repeat(1024 * 1024);
+    let err = load(&format!(
+        "[[http]]\nname = \"a\"\nurl = \"http://x/\"\nevery = \"{huge}s\"\n"
+    ))
+    .expect_err("too large");
+    let text = err.to_string();
+    assert!(text.len() < 500, "{} bytes: {}", text.len(), &text[..200]);
+    assert!(text.contains("key http[0].every"), "{text}");
+}
