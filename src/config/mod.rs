@@ -115,6 +115,14 @@ impl Config {
             return Err(fail(problems));
         }
 
+        // An [[http]] block without `timeout` gets the default, but never more than its own
+        // interval (a timeout longer than the interval is refused when written).
+        let timeout_written: Vec<bool> = match doc.get("http") {
+            Some(toml::Value::Array(blocks)) => {
+                blocks.iter().map(|b| b.get("timeout").is_some()).collect()
+            }
+            _ => Vec::new(),
+        };
         let mut config: Config = serde_path_to_error::deserialize(toml::Value::Table(doc))
             .map_err(|e| {
                 let mut key = segments(e.path());
@@ -130,6 +138,11 @@ impl Config {
             })?;
         if let Some(env_file) = &config.env_file {
             config.env_file = Some(resolve_beside(file, env_file));
+        }
+        for (h, written) in config.http.iter_mut().zip(&timeout_written) {
+            if !written {
+                h.timeout = h.timeout.min(h.every);
+            }
         }
 
         let problems: Vec<Problem> = validate::validate(&config)

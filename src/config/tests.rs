@@ -210,3 +210,46 @@ fn a_huge_value_is_not_echoed_whole() {
     assert!(text.len() < 500, "{} bytes: {}", text.len(), &text[..200]);
     assert!(text.contains("key http[0].every"), "{text}");
 }
+
+#[test]
+fn a_duration_that_overflows_time_arithmetic_is_refused() {
+    let p = only_problem(
+        "[[http]]\nname = \"a\"\nurl = \"http://x/\"\nevery = \"18446744073709551615ms\"\n",
+    );
+    assert_eq!(p.key, "http[0].every");
+    assert_eq!(p.position, Some((4, 1)));
+    assert!(p.reason.contains("too large"), "{}", p.reason);
+    let p = only_problem("[history]\nhourly = \"200y\"\n");
+    assert_eq!(p.key, "history.hourly");
+}
+
+#[test]
+fn intervals_over_a_day_are_refused() {
+    let p = only_problem("[[http]]\nname = \"a\"\nurl = \"http://x/\"\nevery = \"2d\"\n");
+    assert_eq!(p.key, "http[0].every");
+    assert_eq!(p.position, Some((4, 1)));
+    assert!(p.reason.contains("at most 1d"), "{}", p.reason);
+    assert_eq!(
+        only_problem("[system]\nevery = \"25h\"\n").key,
+        "system.every"
+    );
+    assert_eq!(only_problem("[pm2]\nevery = \"7d\"\n").key, "pm2.every");
+    assert_eq!(
+        only_problem("[server]\nshutdown_grace = \"1y\"\n").key,
+        "server.shutdown_grace"
+    );
+}
+
+#[test]
+fn a_timeout_over_its_interval_is_refused_and_the_default_fits_in() {
+    let p = only_problem(
+        "[[http]]\nname = \"a\"\nurl = \"http://x/\"\nevery = \"5s\"\ntimeout = \"1m\"\n",
+    );
+    assert_eq!(p.key, "http[0].timeout");
+    assert_eq!(p.position, Some((5, 1)));
+    assert!(p.reason.contains("1m > 5s"), "{}", p.reason);
+    let c = load("[[http]]\nname = \"a\"\nurl = \"http://x/\"\nevery = \"2s\"\n").unwrap();
+    assert_eq!(c.http[0].timeout.to_string(), "2s");
+    let c = load("[[http]]\nname = \"a\"\nurl = \"http://x/\"\n").unwrap();
+    assert_eq!(c.http[0].timeout.to_string(), "10s");
+}

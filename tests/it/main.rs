@@ -4,6 +4,7 @@
 mod support;
 
 mod alerting;
+mod config_errors;
 mod full_disk;
 mod history;
 mod host_alerts;
