@@ -190,6 +190,22 @@ struct Exchange {
     failure: Option<Failure>,
 }
 
+/// Whether an error chain (lower-cased text) says this machine ran out of descriptors or
+/// memory (EMFILE, ENFILE, ENOMEM, ENOBUFS) rather than anything about the target.
+fn is_local_exhaustion(chain: &str) -> bool {
+    [
+        "too many open files",
+        "(os error 24)",
+        "(os error 23)",
+        "cannot allocate memory",
+        "(os error 12)",
+        "no buffer space available",
+        "(os error 105)",
+    ]
+    .iter()
+    .any(|needle| chain.contains(needle))
+}
+
 /// A short description of a transport error. reqwest's own text quotes the URL, which may
 /// carry credentials, so it is rebuilt from the error's kind and its innermost cause.
 fn describe(e: reqwest::Error) -> Failure {
@@ -200,7 +216,9 @@ fn describe(e: reqwest::Error) -> Failure {
             .collect();
     let root = chain.last().cloned().unwrap_or_else(|| e.to_string());
     let all = chain.join(": ").to_ascii_lowercase();
-    let kind = if e.is_timeout() {
+    let kind = if is_local_exhaustion(&all) {
+        FailureKind::Local
+    } else if e.is_timeout() {
         FailureKind::Timeout
     } else if all.contains("dns error") || all.contains("failed to lookup address") {
         FailureKind::Dns
@@ -221,6 +239,7 @@ fn describe(e: reqwest::Error) -> Failure {
         FailureKind::Connect => "connection failed",
         FailureKind::Tls => "TLS failed",
         FailureKind::Body => "reading the body failed",
+        FailureKind::Local => "opswatch could not probe (out of descriptors or memory)",
         FailureKind::Status | FailureKind::Other => "request failed",
     };
     let root = redact_url(&root);

@@ -82,6 +82,8 @@ pub enum FailureKind {
     Tls,
     Status,
     Body,
+    /// opswatch itself ran out of descriptors or memory: says nothing about the target.
+    Local,
     Other,
 }
 
@@ -94,6 +96,7 @@ impl FailureKind {
             Self::Tls => "tls",
             Self::Status => "status",
             Self::Body => "body",
+            Self::Local => "local",
             Self::Other => "other",
         }
     }

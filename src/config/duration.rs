@@ -24,6 +24,11 @@ const UNITS: &[(&str, u64)] = &[
     ("y", 31_536_000_000),
 ];
 
+/// The longest duration the config takes: 100 years. Far beyond any sensible period, and far
+/// from where adding it to a clock overflows (`Instant + u64::MAX ms` panics; epoch
+/// milliseconds are `i64`).
+pub const MAX_MS: u64 = 100 * 31_536_000_000;
+
 impl HumanDuration {
     pub const fn from_secs(secs: u64) -> Self {
         Self(Duration::from_secs(secs))
@@ -96,6 +101,9 @@ impl FromStr for HumanDuration {
                 .and_then(|ms| total_ms.checked_add(ms))
                 .ok_or_else(|| err("too large"))?;
             rest = &rest[unit_len..];
+        }
+        if total_ms > MAX_MS {
+            return Err(err("too large (at most 100y)"));
         }
         Ok(Self(Duration::from_millis(total_ms)))
     }

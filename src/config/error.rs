@@ -41,6 +41,84 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// A quoted value longer than this many characters is cut in an error message.
+const MAX_QUOTED_CHARS: usize = 60;
+/// A reason longer than this is cut (a message is one readable line).
+const MAX_REASON_CHARS: usize = 300;
+
+/// Makes a reason safe and readable: every value `${VAR}` expansion produced is replaced by
+/// the text as written in the file (so an expanded secret is never shown), quoted values are
+/// cut to [`MAX_QUOTED_CHARS`] and the whole to [`MAX_REASON_CHARS`].
+///
+/// `expansions` holds (expanded, as written) pairs. Values are looked for quoted as serde and
+/// our own messages quote them (`"…"`, with Rust escapes), and bare when long enough not to
+/// match a word of the message by chance.
+pub fn tidy_reason(reason: &str, expansions: &[(String, String)]) -> String {
+    let mut out = reason.to_owned();
+    // Longest first, so a value containing another is replaced whole.
+    let mut pairs: Vec<&(String, String)> = expansions.iter().collect();
+    pairs.sort_by_key(|(expanded, _)| std::cmp::Reverse(expanded.len()));
+    for (expanded, written) in pairs {
+        if expanded.is_empty() {
+            continue;
+        }
+        out = out.replace(&format!("{expanded:?}"), &format!("{written:?}"));
+        if expanded.chars().count() >= 6 {
+            out = out.replace(expanded.as_str(), written);
+        }
+    }
+    cut(&cut_quoted(&out), MAX_REASON_CHARS)
+}
+
+/// Cuts every `"…"` literal (Rust escapes inside) longer than [`MAX_QUOTED_CHARS`].
+fn cut_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(4 * MAX_REASON_CHARS));
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c != '"' {
+            continue;
+        }
+        let mut inner = String::new();
+        let mut closed = false;
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => {
+                    inner.push(c);
+                    if let Some(next) = chars.next() {
+                        inner.push(next);
+                    }
+                }
+                '"' => {
+                    closed = true;
+                    break;
+                }
+                _ => inner.push(c),
+            }
+        }
+        let n = inner.chars().count();
+        if n > MAX_QUOTED_CHARS {
+            let head: String = inner.chars().take(MAX_QUOTED_CHARS - 20).collect();
+            out.push_str(&format!("{head}…[{n} characters]"));
+        } else {
+            out.push_str(&inner);
+        }
+        if closed {
+            out.push('"');
+        }
+    }
+    out
+}
+
+fn cut(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(max_chars - 1).collect();
+    out.push('…');
+    out
+}
+
 /// Turns a byte offset into a 1-based (line, column), counting columns in characters.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
@@ -76,6 +154,32 @@ mod tests {
             e.to_string(),
             "/etc/opswatch.toml:3:9: key http[0].every: bad\n/etc/opswatch.toml: cannot read"
         );
+    }
+
+    #[test]
+    fn expanded_values_are_shown_as_written() {
+        let secret = "123456:AAH-very-secret-token".to_owned();
+        let reason = format!("invalid type: string {secret:?}, expected f64");
+        let tidy = tidy_reason(
+            &reason,
+            &[(secret.clone(), "${TELEGRAM_BOT_TOKEN:-x}".to_owned())],
+        );
+        assert_eq!(
+            tidy,
+            "invalid type: string \"${TELEGRAM_BOT_TOKEN:-x}\", expected f64"
+        );
+    }
+
+    #[test]
+    fn long_values_are_cut() {
+        let long = "a".repeat(1_000_000);
+        let tidy = tidy_reason(
+            &format!("invalid duration {long:?}: expected a number"),
+            &[],
+        );
+        assert!(tidy.chars().count() < 200, "{tidy}");
+        assert!(tidy.contains("[1000000 characters]"), "{tidy}");
+        assert!(tidy.ends_with(": expected a number"), "{tidy}");
     }
 
     #[test]

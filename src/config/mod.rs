@@ -53,9 +53,18 @@ impl Config {
 
     /// Parses config text; `file` names it in errors and anchors a relative `env_file`.
     pub fn from_toml(file: &Path, text: &str) -> Result<Self, ConfigError> {
+        // Every string `${VAR}` changed, as (expanded, as written): a reason that quotes an
+        // expanded value quotes what the file says instead, so no secret reaches an error.
+        let expansions = std::cell::RefCell::new(Vec::<(String, String)>::new());
         let fail = |problems: Vec<Problem>| ConfigError {
             file: file.to_owned(),
-            problems,
+            problems: problems
+                .into_iter()
+                .map(|p| Problem {
+                    reason: error::tidy_reason(&p.reason, &expansions.borrow()),
+                    ..p
+                })
+                .collect(),
         };
         let spanned = DeTable::parse(text).map_err(|e| {
             fail(vec![Problem {
@@ -95,13 +104,27 @@ impl Config {
         };
 
         let mut problems = Vec::new();
-        expand_strings(&vars, &mut doc, &mut Vec::new(), &mut |key, why| {
-            problems.push(problem(key, why));
-        });
+        expand_strings(
+            &vars,
+            &mut doc,
+            &mut Vec::new(),
+            &mut expansions.borrow_mut(),
+            &mut |key, why| {
+                problems.push(problem(key, why));
+            },
+        );
         if !problems.is_empty() {
             return Err(fail(problems));
         }
 
+        // An [[http]] block without `timeout` gets the default, but never more than its own
+        // interval (a timeout longer than the interval is refused when written).
+        let timeout_written: Vec<bool> = match doc.get("http") {
+            Some(toml::Value::Array(blocks)) => {
+                blocks.iter().map(|b| b.get("timeout").is_some()).collect()
+            }
+            _ => Vec::new(),
+        };
         let mut config: Config = serde_path_to_error::deserialize(toml::Value::Table(doc))
             .map_err(|e| {
                 let mut key = segments(e.path());
@@ -117,6 +140,11 @@ impl Config {
             })?;
         if let Some(env_file) = &config.env_file {
             config.env_file = Some(resolve_beside(file, env_file));
+        }
+        for (h, written) in config.http.iter_mut().zip(&timeout_written) {
+            if !written {
+                h.timeout = h.timeout.min(h.every);
+            }
         }
 
         let problems: Vec<Problem> = validate::validate(&config)
@@ -233,11 +261,12 @@ fn expand_strings(
     vars: &expand::Vars,
     table: &mut toml::Table,
     path: &mut Vec<PathSeg>,
+    expansions: &mut Vec<(String, String)>,
     report: &mut dyn FnMut(Vec<PathSeg>, String),
 ) {
     for (key, value) in table.iter_mut() {
         path.push(PathSeg::Key(key.clone()));
-        expand_value(vars, value, path, report);
+        expand_value(vars, value, path, expansions, report);
         path.pop();
     }
 }
@@ -246,21 +275,27 @@ fn expand_value(
     vars: &expand::Vars,
     value: &mut toml::Value,
     path: &mut Vec<PathSeg>,
+    expansions: &mut Vec<(String, String)>,
     report: &mut dyn FnMut(Vec<PathSeg>, String),
 ) {
     match value {
         toml::Value::String(s) if s.contains('$') => match vars.expand(s) {
-            Ok(expanded) => *s = expanded,
+            Ok(expanded) => {
+                if expanded != *s {
+                    expansions.push((expanded.clone(), std::mem::take(s)));
+                }
+                *s = expanded;
+            }
             Err(why) => report(path.clone(), why),
         },
         toml::Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
                 path.push(PathSeg::Index(i));
-                expand_value(vars, item, path, report);
+                expand_value(vars, item, path, expansions, report);
                 path.pop();
             }
         }
-        toml::Value::Table(t) => expand_strings(vars, t, path, report),
+        toml::Value::Table(t) => expand_strings(vars, t, path, expansions, report),
         _ => {}
     }
 }

@@ -189,6 +189,72 @@ fn a_check_name_used_twice_names_both_places() {
     );
 }
 
+/// Loads `text` from a temp dir holding `.env` with `env`.
+fn load_with_env(text: &str, env: &str) -> Result<Config, ConfigError> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".env"), env).unwrap();
+    Config::from_toml(
+        &dir.path().join("opswatch.toml"),
+        &format!("env_file = \".env\"\n{text}"),
+    )
+}
+
+#[test]
+fn an_error_quotes_the_value_as_written_never_its_expansion() {
+    let token = "123456789:AAH-secret-bot-token-never-shown";
+    let err = load_with_env(
+        "[system]\ndisk_crit = \"${TELEGRAM_BOT_TOKEN:-x}\"\n",
+        &format!("TELEGRAM_BOT_TOKEN={token}\n"),
+    )
+    .expect_err("a string is not a percentage");
+    let text = err.to_string();
+    assert!(!text.contains(token), "{text}");
+    assert!(!text.contains("AAH-secret"), "{text}");
+    assert!(text.contains("${TELEGRAM_BOT_TOKEN:-x}"), "{text}");
+    assert!(text.contains(":3:1: key system.disk_crit:"), "{text}");
+}
+
+#[test]
+fn a_huge_value_is_not_echoed_whole() {
+    let huge = "9".repeat(1024 * 1024);
+    let err = load(&format!(
+        "[[http]]\nname = \"a\"\nurl = \"http://x/\"\nevery = \"{huge}s\"\n"
+    ))
+    .expect_err("too large");
+    let text = err.to_string();
+    assert!(text.len() < 500, "{} bytes: {}", text.len(), &text[..200]);
+    assert!(text.contains("key http[0].every"), "{text}");
+}
+
+#[test]
+fn a_duration_that_overflows_time_arithmetic_is_refused() {
+    let p = only_problem(
+        "[[http]]\nname = \"a\"\nurl = \"http://x/\"\nevery = \"18446744073709551615ms\"\n",
+    );
+    assert_eq!(p.key, "http[0].every");
+    assert_eq!(p.position, Some((4, 1)));
+    assert!(p.reason.contains("too large"), "{}", p.reason);
+    let p = only_problem("[history]\nhourly = \"200y\"\n");
+    assert_eq!(p.key, "history.hourly");
+}
+
+#[test]
+fn intervals_over_a_day_are_refused() {
+    let p = only_problem("[[http]]\nname = \"a\"\nurl = \"http://x/\"\nevery = \"2d\"\n");
+    assert_eq!(p.key, "http[0].every");
+    assert_eq!(p.position, Some((4, 1)));
+    assert!(p.reason.contains("at most 1d"), "{}", p.reason);
+    assert_eq!(
+        only_problem("[system]\nevery = \"25h\"\n").key,
+        "system.every"
+    );
+    assert_eq!(only_problem("[pm2]\nevery = \"7d\"\n").key, "pm2.every");
+    assert_eq!(
+        only_problem("[server]\nshutdown_grace = \"1y\"\n").key,
+        "server.shutdown_grace"
+    );
+}
+
 #[test]
 fn a_tcp_check_may_not_take_an_http_check_name() {
     let p = only_problem(
@@ -209,4 +275,18 @@ fn a_tcp_address_needs_a_port() {
     let p = only_problem("[[tcp]]\nname = \"db\"\naddress = \"127.0.0.1\"\n");
     assert_eq!(p.key, "tcp[0].address");
     assert!(p.reason.contains("HOST:PORT"), "{}", p.reason);
+}
+
+#[test]
+fn a_timeout_over_its_interval_is_refused_and_the_default_fits_in() {
+    let p = only_problem(
+        "[[http]]\nname = \"a\"\nurl = \"http://x/\"\nevery = \"5s\"\ntimeout = \"1m\"\n",
+    );
+    assert_eq!(p.key, "http[0].timeout");
+    assert_eq!(p.position, Some((5, 1)));
+    assert!(p.reason.contains("1m > 5s"), "{}", p.reason);
+    let c = load("[[http]]\nname = \"a\"\nurl = \"http://x/\"\nevery = \"2s\"\n").unwrap();
+    assert_eq!(c.http[0].timeout.to_string(), "2s");
+    let c = load("[[http]]\nname = \"a\"\nurl = \"http://x/\"\n").unwrap();
+    assert_eq!(c.http[0].timeout.to_string(), "10s");
 }

@@ -2,6 +2,9 @@
 //! problems are reported together.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use super::duration::HumanDuration;
 
 use super::schema::Config;
 
@@ -30,6 +33,7 @@ pub(super) fn validate(c: &Config) -> Found {
     history(c, &mut found);
     heartbeat(c, &mut found);
     reports(c, &mut found);
+    durations(c, &mut found);
     found
 }
 
@@ -38,6 +42,92 @@ fn heartbeat(c: &Config, found: &mut Found) {
         // The reason never quotes the URL: it is a secret.
         check_http_url(found, "heartbeat.url", h.url.expose());
     }
+}
+
+/// Longest interval of anything that runs repeatedly: a check looked at less than once a day
+/// is not being watched.
+const MAX_INTERVAL: Duration = Duration::from_secs(86_400);
+/// Longest reminder interval and flap window.
+const MAX_REMIND: Duration = Duration::from_secs(30 * 86_400);
+/// Longest shutdown grace: systemd gives up long before.
+const MAX_GRACE: Duration = Duration::from_secs(600);
+
+/// Durations that parse but make no sense: intervals over a day, a timeout longer than the
+/// interval it runs in, waits longer than anything could use.
+fn durations(c: &Config, found: &mut Found) {
+    let at_most = |found: &mut Found, key: String, d: HumanDuration, max: Duration, what: &str| {
+        if d.get() > max {
+            push(
+                found,
+                key,
+                format!(
+                    "must be at most {} ({what})",
+                    HumanDuration::from_millis(max.as_millis() as u64)
+                ),
+            );
+        }
+    };
+    let interval = "a check looked at less often than daily is not watched";
+    for (i, h) in c.http.iter().enumerate() {
+        at_most(
+            found,
+            format!("http[{i}].every"),
+            h.every,
+            MAX_INTERVAL,
+            interval,
+        );
+        if h.timeout > h.every {
+            push(
+                found,
+                format!("http[{i}].timeout"),
+                format!(
+                    "must not be longer than http[{i}].every ({} > {}): probes would pile up",
+                    h.timeout, h.every
+                ),
+            );
+        }
+        if let Some(r) = h.remind_every {
+            at_most(
+                found,
+                format!("http[{i}].remind_every"),
+                r,
+                MAX_REMIND,
+                "30 days",
+            );
+        }
+    }
+    for (key, d) in [
+        ("system.every", c.system.every),
+        ("system.sample_every", c.system.sample_every),
+        ("system.sustain", c.system.sustain),
+        ("pm2.every", c.pm2.every),
+        ("systemd.every", c.systemd.every),
+    ] {
+        at_most(found, key.to_owned(), d, MAX_INTERVAL, interval);
+    }
+    if let Some(d) = &c.disputes {
+        at_most(
+            found,
+            "disputes.every".to_owned(),
+            d.every,
+            MAX_INTERVAL,
+            interval,
+        );
+    }
+    at_most(
+        found,
+        "alerts.flap_window".to_owned(),
+        c.alerts.flap_window,
+        MAX_REMIND,
+        "30 days",
+    );
+    at_most(
+        found,
+        "server.shutdown_grace".to_owned(),
+        c.server.shutdown_grace,
+        MAX_GRACE,
+        "systemd stops waiting long before",
+    );
 }
 
 fn silences(c: &Config, found: &mut Found) {

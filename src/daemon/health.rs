@@ -19,6 +19,9 @@ const STORE_STALE_AFTER_MS: i64 = 20_000;
 /// too long), the store counts as down for this long even if a small probe write got through
 /// in between: on a full disk a one-page write may fit where a check's transaction does not.
 const STORE_FAULT_HOLD_MS: i64 = 20_000;
+/// After opswatch ran out of descriptors or memory (a check or `accept` failed with EMFILE,
+/// ENFILE, ENOMEM), it counts as unhealthy for this long.
+const LOCAL_FAULT_HOLD_MS: i64 = 60_000;
 /// How often the scheduler proves it is alive.
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 const SCHEDULER_STALE_AFTER_MS: i64 = 30_000;
@@ -34,6 +37,9 @@ pub struct Health {
     /// Epoch ms and reason of the last write that failed because the store could not take
     /// it, wherever it happened (a check, an alert, the outbox).
     write_fault: RwLock<Option<(i64, String)>>,
+    /// Epoch ms and description of the last time opswatch itself ran out of descriptors or
+    /// memory.
+    local_fault: RwLock<Option<(i64, String)>>,
     /// (percent used, bytes free) of the filesystem under the SQLite store, when looked at.
     store_disk: RwLock<Option<(f64, u64)>>,
     /// Epoch ms of the scheduler's last heartbeat; 0 before the first.
@@ -89,6 +95,7 @@ impl Health {
             store_error: RwLock::new(None),
             write_fault: RwLock::new(None),
             store_disk: RwLock::new(None),
+            local_fault: RwLock::new(None),
             scheduler_tick_ms: AtomicI64::new(0),
             channels: RwLock::new(BTreeMap::new()),
         }
@@ -129,6 +136,25 @@ impl Health {
         let f = self.write_fault.read().ok()?;
         let (at, why) = f.as_ref()?;
         (now_ms - at <= STORE_FAULT_HOLD_MS).then(|| why.clone())
+    }
+
+    /// opswatch ran out of descriptors or memory doing `what`. Returns true when this starts a
+    /// new episode (nothing recorded within the hold time), for logging once.
+    pub fn record_local_fault(&self, now_ms: i64, what: String) -> bool {
+        let Ok(mut f) = self.local_fault.write() else {
+            return false;
+        };
+        let new = f
+            .as_ref()
+            .is_none_or(|(at, _)| now_ms - at > LOCAL_FAULT_HOLD_MS);
+        *f = Some((now_ms, what));
+        new
+    }
+
+    fn recent_local_fault(&self, now_ms: i64) -> Option<String> {
+        let f = self.local_fault.read().ok()?;
+        let (at, what) = f.as_ref()?;
+        (now_ms - at <= LOCAL_FAULT_HOLD_MS).then(|| what.clone())
     }
 
     pub fn record_store_disk(&self, used_pct: f64, free_bytes: u64) {
@@ -176,6 +202,9 @@ impl Health {
         }
         if !scheduler_ok {
             reasons.push("scheduler: heartbeat stalled".to_owned());
+        }
+        if let Some(what) = self.recent_local_fault(now_ms) {
+            reasons.push(format!("resources: out of descriptors or memory: {what}"));
         }
         let disk = self.store_disk.read().ok().and_then(|d| *d);
         HealthReport {

@@ -8,6 +8,7 @@ pub mod job_run;
 pub mod live;
 pub mod metrics;
 pub mod reload;
+pub mod resources;
 pub mod scheduler;
 pub mod sd_notify;
 pub mod serve;

@@ -30,6 +30,7 @@ pub enum ServeError {
 /// Binds `config.server.listen`, runs until SIGINT/SIGTERM, then shuts down cleanly. Without
 /// a `source` a reload is refused.
 pub async fn run(config: Config, source: Option<Source>) -> Result<(), ServeError> {
+    crate::daemon::resources::raise_nofile_limit();
     let addr = config.server.listen;
     let listener = TcpListener::bind(addr)
         .await
@@ -120,7 +121,7 @@ pub async fn run_app(
     // The store is migrated and the listener bound: the web server below only starts
     // accepting what the kernel already queues.
     crate::daemon::sd_notify::ready();
-    let web = crate::web::serve_router(supervisor.router(), listener, {
+    let web = crate::web::serve_router(app.clone(), supervisor.router(), listener, {
         let shutdown = shutdown.clone();
         async move { shutdown.cancelled().await }
     });

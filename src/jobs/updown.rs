@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::checks::{Check, Observation};
+use crate::checks::{Check, FailureKind, Observation};
 use crate::daemon::metrics::CheckLabels;
 use crate::daemon::scheduler::{Job, Trigger};
 use crate::daemon::state::AppState;
@@ -45,6 +45,21 @@ pub fn job(check: Arc<dyn Check>) -> Job {
                     .check_duration
                     .get_or_create(&labels)
                     .observe(seen.latency_ms.unwrap_or_default() as f64 / 1000.0);
+                if let Some(failure) = seen
+                    .failure
+                    .as_ref()
+                    .filter(|f| f.kind == FailureKind::Local)
+                {
+                    // Says nothing about the target: an error of opswatch, never a DOWN.
+                    let what = format!("check {}: {}", check.name(), failure.text);
+                    if app
+                        .health
+                        .record_local_fault(crate::store::now_ms(), what.clone())
+                    {
+                        tracing::error!(check = %check.name(), error = %what, "a check could not run: opswatch is out of descriptors or memory");
+                    }
+                    return Ok(());
+                }
                 let mut memory = memory.lock().await;
                 process(&app, check.as_ref(), &mut memory, &seen).await?;
                 Ok(())

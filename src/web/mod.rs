@@ -6,6 +6,7 @@ pub mod auth;
 pub mod error;
 mod health;
 mod metrics;
+pub mod server;
 
 use std::future::Future;
 
@@ -42,16 +43,17 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_router(router(app), listener, shutdown).await
+    serve_router(app.clone(), router(app), listener, shutdown).await
 }
 
-/// [`serve`] for a router already built (`serve` uses the one that swaps on reload).
+/// [`serve`] for a router already built (`serve` uses the one that swaps on reload), with
+/// header-read and idle timeouts and a cap on connections below the descriptor limit.
 pub async fn serve_router(
+    app: AppState,
     router: Router,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let max_connections = server::connection_cap(server::current_nofile());
+    server::serve(app, router, listener, max_connections, shutdown).await
 }

@@ -33,7 +33,7 @@ api_base = "{api}"
 name = {check_name:?}
 url = "{url}"
 every = "1s"
-timeout = "2s"
+timeout = "1s"
 failures = 2
 {extra}
 "#,
@@ -485,7 +485,10 @@ async fn a_hanging_target_never_delays_another_check_nor_health() {
         fast.url()
     );
     let mut cfg = config(&store, &slow, &fake, "slow", &extra);
-    cfg = cfg.replace("timeout = \"2s\"", "timeout = \"30s\"");
+    cfg = cfg.replace(
+        "every = \"1s\"\ntimeout = \"1s\"",
+        "every = \"30s\"\ntimeout = \"30s\"",
+    );
     let app = Opswatch::start_with_config(dir.path(), &cfg);
     let t0 = now_ms();
     wait_results(&app, "fast", true, 4, t0).await;

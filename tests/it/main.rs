@@ -4,6 +4,7 @@
 mod support;
 
 mod alerting;
+mod config_errors;
 mod db_report;
 mod delivery_in_time;
 mod deploy;
@@ -13,6 +14,7 @@ mod heartbeat;
 mod history;
 mod host_alerts;
 mod host_metrics;
+mod hostile_clients;
 mod https_checks;
 mod locked_store;
 mod metrics_format;
