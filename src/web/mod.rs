@@ -45,7 +45,8 @@ pub async fn serve(
     serve_router(router(app), listener, shutdown).await
 }
 
-/// [`serve`] for a router already built (`serve` uses the one that swaps on reload).
+/// [`serve`] for a router already built: `opswatch serve` passes the one that follows reloads
+/// (`daemon::reload::Supervisor::router`).
 pub async fn serve_router(
     router: Router,
     listener: TcpListener,
