@@ -46,8 +46,9 @@ pub async fn serve(
     serve_router(app.clone(), router(app), listener, shutdown).await
 }
 
-/// [`serve`] for a router already built (`serve` uses the one that swaps on reload), with
-/// header-read and idle timeouts and a cap on connections below the descriptor limit.
+/// [`serve`] for a router already built (`opswatch serve` passes the one that follows reloads,
+/// `daemon::reload::Supervisor::router`), with header-read and idle timeouts and a cap on
+/// connections below the descriptor limit.
 pub async fn serve_router(
     app: AppState,
     router: Router,
