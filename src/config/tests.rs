@@ -290,3 +290,32 @@ fn a_timeout_over_its_interval_is_refused_and_the_default_fits_in() {
     let c = load("[[http]]\nname = \"a\"\nurl = \"http://x/\"\n").unwrap();
     assert_eq!(c.http[0].timeout.to_string(), "10s");
 }
+
+#[test]
+fn app_database_mistakes_are_collected() {
+    let err = load(
+        "[database]\nurl = \"postgres://m@h/app\"\ndead_tuples_warn = 0\nlong_query = \"0s\"\n\
+         migrations_table = \"a.b.c\"\n[disputes]\nquery = \"SELECT id FROM disputes\"\n\
+         [vacuum]\nlock_timeout = \"0s\"\n",
+    )
+    .unwrap_err();
+    let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+    for want in [
+        "database.dead_tuples_warn",
+        "database.long_query",
+        "database.migrations_table",
+        "disputes.query",
+        "vacuum.lock_timeout",
+    ] {
+        assert!(keys.contains(&want), "{want} missing from {keys:?}");
+    }
+    let p = only_problem("[vacuum]\nenabled = true\n");
+    assert_eq!(p.key, "vacuum.enabled");
+    let c = load("[database]\nurl = \"postgres://m@h/app\"\n[disputes]\nquery = \"SELECT id FROM d WHERE id > $1\"\n")
+        .unwrap();
+    let db = c.database.unwrap();
+    assert_eq!(db.schedule.as_str(), "30 1 * * *");
+    assert_eq!(db.dead_tuples_warn, 100_000);
+    assert_eq!(c.vacuum.schedule.as_str(), "0 3 * * 3");
+    assert!(!c.vacuum.enabled && !c.disputes.unwrap().backfill);
+}

@@ -17,6 +17,8 @@ use crate::rules::condition::Level;
 use crate::store::{NewAlert, NewReport, now_ms};
 
 const DAY_MS: i64 = 86_400_000;
+/// A fact that would wait longer than this for a lock is reported as not readable.
+const REPORT_LOCK_TIMEOUT: &str = "SET lock_timeout = 2000";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbReportError {
@@ -95,6 +97,11 @@ pub async fn run(
         long_query: db.long_query.get(),
         migrations_table: db.migrations_table.clone(),
     };
+    // Sizes take a light lock per relation: never queue behind the app's DDL for long.
+    {
+        use sqlx::Executor as _;
+        let _ = conn.execute(REPORT_LOCK_TIMEOUT).await;
+    }
     let facts = gather(&mut conn, &settings, connect_ms).await;
     app_db::close(conn).await;
 
