@@ -232,10 +232,15 @@ fn redact(message: &str, url: &str) -> String {
     m
 }
 
-/// New disputes since `since_ms`. The disputes table is being built on another branch
-/// (`appdb`); until it lands this says "not recorded" (`None`) instead of guessing.
-pub async fn new_disputes_since(_app: &AppState, _since_ms: i64) -> Option<i64> {
-    None
+/// New disputes since `since_ms` (from either source); `None` when the store cannot say.
+pub async fn new_disputes_since(app: &AppState, since_ms: i64) -> Option<i64> {
+    match app.store.count_disputes(since_ms, i64::MAX).await {
+        Ok(n) => Some(n),
+        Err(e) => {
+            tracing::warn!(error = format!("{e:#}"), "cannot count disputes for the daily report");
+            None
+        }
+    }
 }
 
 /// Gathers the daily summary for the 24 hours before `until_ms`.
@@ -243,8 +248,8 @@ pub async fn gather(app: &AppState, until_ms: i64) -> anyhow::Result<Daily> {
     let since_ms = until_ms - DAY_MS;
     let stats = run_stats(&app.config).await;
     let mut endpoints = Vec::new();
-    for cfg in &app.config.http {
-        let Some(check) = app.store.find_check(&cfg.name).await? else {
+    for configured in crate::checks::configured(&app.config) {
+        let Some(check) = app.store.find_check(configured.name()).await? else {
             continue;
         };
         let s = app
@@ -252,7 +257,7 @@ pub async fn gather(app: &AppState, until_ms: i64) -> anyhow::Result<Daily> {
             .check_summary(check.id, since_ms, until_ms)
             .await?;
         endpoints.push(EndpointDay {
-            name: cfg.name.clone(),
+            name: configured.name().to_owned(),
             uptime_pct: s.uptime_pct,
             p95_ms: s.latency.p95,
             probes: s.total,

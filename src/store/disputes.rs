@@ -101,6 +101,18 @@ impl Store {
         Ok(())
     }
 
+    /// How many disputes were recorded in `[since_ms, until_ms)`.
+    pub async fn count_disputes(&self, since_ms: i64, until_ms: i64) -> anyhow::Result<i64> {
+        let (n,): (i64,) = on_reader!(self, |pool| sqlx::query_as(
+            "SELECT COUNT(*) FROM disputes WHERE created_ms >= $1 AND created_ms < $2"
+        )
+        .bind(since_ms)
+        .bind(until_ms)
+        .fetch_one(pool)
+        .await)?;
+        Ok(n)
+    }
+
     /// Disputes recorded in `[since_ms, until_ms)`, newest first, at most `limit`.
     pub async fn list_disputes(
         &self,
