@@ -59,7 +59,7 @@ pub async fn launch(
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
     let grace = config.server.shutdown_grace.get();
-    let store = Store::open(config.storage.url.expose())
+    let store = Store::open_as(config.storage.url.expose(), &config.host)
         .await
         .map_err(ServeError::Store)?;
     let app = AppState::new(config, store);

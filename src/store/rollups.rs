@@ -280,11 +280,14 @@ pub struct ReclaimReport {
 // ---------------------------------------------------------------------------------------------
 // The hot queries, written once for both dialects.
 
-const SQL_CURSORS: &str = "SELECT name, value FROM cursors WHERE name IN \
+// The roll-up cursors are store-wide, not a host's: one roll-up pass covers the series and
+// checks of every host, so they are kept under the host '' (see migrations/*/0006_host.sql).
+const SQL_CURSORS: &str = "SELECT name, value FROM cursors WHERE host = '' AND name IN \
      ('rollup:samples:5m', 'rollup:samples:1h', 'rollup:checks:1h', 'rollup:checks:1d')";
-const SQL_SET_CURSOR: &str = "INSERT INTO cursors (name, value, updated_ms) VALUES ($1, $2, $3) \
-     ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms";
-const SQL_GET_CURSOR: &str = "SELECT value FROM cursors WHERE name = $1";
+const SQL_SET_CURSOR: &str = "INSERT INTO cursors (host, name, value, updated_ms) \
+     VALUES ('', $1, $2, $3) ON CONFLICT (host, name) DO UPDATE SET value = excluded.value, \
+     updated_ms = excluded.updated_ms";
+const SQL_GET_CURSOR: &str = "SELECT value FROM cursors WHERE host = '' AND name = $1";
 
 /// Raw → 5-minute: one range seek per series. `CROSS JOIN` makes SQLite loop over the small
 /// table and seek the big one by its primary key (an inner join let it scan every sample);

@@ -33,12 +33,13 @@ impl Store {
         }
         let id: i64 = on_writer!(self, |pool| {
             sqlx::query_scalar(
-            "INSERT INTO series (name) VALUES ($1) ON CONFLICT (name) DO UPDATE SET name = excluded.name \
-             RETURNING id"
-        )
-        .bind(name)
-        .fetch_one(pool)
-        .await
+                "INSERT INTO series (host, name) VALUES ($1, $2) ON CONFLICT (host, name) \
+             DO UPDATE SET name = excluded.name RETURNING id",
+            )
+            .bind(&*self.host)
+            .bind(name)
+            .fetch_one(pool)
+            .await
         })?;
         if let Ok(mut cache) = self.series_cache.lock() {
             cache.insert(name.to_owned(), id);
@@ -72,8 +73,9 @@ impl Store {
                 .replace('_', "\\_")
         );
         Ok(on_reader!(self, |pool| sqlx::query_scalar(
-            "SELECT name FROM series WHERE name LIKE $1 ESCAPE '\\' ORDER BY name"
+            "SELECT name FROM series WHERE host = $1 AND name LIKE $2 ESCAPE '\\' ORDER BY name"
         )
+        .bind(&*self.host)
         .bind(&pattern)
         .fetch_all(pool)
         .await)?)
@@ -102,8 +104,9 @@ impl Store {
             return Ok(Some(id));
         }
         Ok(on_reader!(self, |pool| sqlx::query_scalar(
-            "SELECT id FROM series WHERE name = $1"
+            "SELECT id FROM series WHERE host = $1 AND name = $2"
         )
+        .bind(&*self.host)
         .bind(name)
         .fetch_optional(pool)
         .await)?)

@@ -6,6 +6,7 @@ mod support;
 mod alerting;
 mod history;
 mod host_alerts;
+mod host_column;
 mod host_metrics;
 mod https_checks;
 mod metrics_format;
