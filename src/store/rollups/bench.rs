@@ -138,12 +138,12 @@ impl Store {
             ),
             (
                 "retention: batch boundary",
-                SQL_RETENTION_BOUNDARY,
+                RETENTION_SAMPLES.boundary,
                 vec![series_id, now_ms - 7 * day, 5000],
             ),
             (
                 "retention: batch delete",
-                SQL_RETENTION_DELETE,
+                RETENTION_SAMPLES.delete,
                 vec![series_id, now_ms - 7 * day],
             ),
         ];

@@ -6,13 +6,6 @@ use super::*;
 // Retention.
 
 /// A table retention trims, per owner (series or check).
-pub(super) struct Trimmed {
-    table: &'static str,
-    owner: &'static str,
-    time: &'static str,
-    width_ms: Option<i64>,
-}
-
 impl Store {
     async fn owner_ids(&self, sql: &str) -> anyhow::Result<Vec<i64>> {
         Ok(on_reader!(self, |pool| sqlx::query_scalar(sql)
@@ -24,43 +17,22 @@ impl Store {
     /// statement. Returns (rows, statements, longest statement ms).
     async fn delete_in_batches(
         &self,
-        t: &Trimmed,
+        t: &RetentionSql,
+        width_ms: Option<i64>,
         owners: &[i64],
         before_ms: i64,
         batch: i64,
     ) -> anyhow::Result<(u64, u64, u64)> {
-        let width_filter = if t.width_ms.is_some() {
-            " AND width_ms = $4"
-        } else {
-            ""
-        };
-        let boundary_sql = format!(
-            "SELECT {time} FROM {table} WHERE {owner} = $1 AND {time} < $2{width_filter} \
-             ORDER BY {time} LIMIT 1 OFFSET $3",
-            time = t.time,
-            table = t.table,
-            owner = t.owner,
-        );
-        let width_filter = if t.width_ms.is_some() {
-            " AND width_ms = $3"
-        } else {
-            ""
-        };
-        let delete_sql = format!(
-            "DELETE FROM {table} WHERE {owner} = $1 AND {time} < $2{width_filter}",
-            time = t.time,
-            table = t.table,
-            owner = t.owner,
-        );
+        debug_assert_eq!(t.by_width, width_ms.is_some());
         let (mut rows, mut statements, mut longest) = (0u64, 0u64, 0u64);
         for &owner in owners {
             loop {
                 let boundary: Option<i64> = on_reader!(self, |pool| {
-                    let q = sqlx::query_scalar(&boundary_sql)
+                    let q = sqlx::query_scalar(t.boundary)
                         .bind(owner)
                         .bind(before_ms)
                         .bind(batch);
-                    match t.width_ms {
+                    match width_ms {
                         Some(w) => q.bind(w),
                         None => q,
                     }
@@ -70,8 +42,8 @@ impl Store {
                 let upper = boundary.unwrap_or(before_ms);
                 let started = std::time::Instant::now();
                 let deleted = on_writer!(self, |pool| {
-                    let q = sqlx::query(&delete_sql).bind(owner).bind(upper);
-                    match t.width_ms {
+                    let q = sqlx::query(t.delete).bind(owner).bind(upper);
+                    match width_ms {
                         Some(w) => q.bind(w),
                         None => q,
                     }
@@ -169,14 +141,8 @@ impl Store {
             rows
         }
 
-        let samples = Trimmed {
-            table: "samples",
-            owner: "series_id",
-            time: "at_ms",
-            width_ms: None,
-        };
         let done = self
-            .delete_in_batches(&samples, &series, cut.raw_samples_ms, batch)
+            .delete_in_batches(&RETENTION_SAMPLES, None, &series, cut.raw_samples_ms, batch)
             .await?;
         let n = tally(&mut report, done);
         report.samples = n;
@@ -185,44 +151,44 @@ impl Store {
             (FIVE_MINUTES_MS, cut.five_minute_ms),
             (HOUR_MS, cut.hourly_ms),
         ] {
-            let chunks = Trimmed {
-                table: "sample_rollups",
-                owner: "series_id",
-                time: "chunk_ms",
-                width_ms: Some(width),
-            };
             // Whole rows whose last bucket ended before the cutoff.
             let before = cutoff.saturating_sub(chunk_span(width)).saturating_add(1);
             let done = self
-                .delete_in_batches(&chunks, &series, before, (batch / 64).max(1))
+                .delete_in_batches(
+                    &RETENTION_SAMPLE_ROLLUPS,
+                    Some(width),
+                    &series,
+                    before,
+                    (batch / 64).max(1),
+                )
                 .await?;
             let n = tally(&mut report, done);
             report.sample_chunks += n;
             report.sample_chunks_trimmed += self.trim_straddling_chunks(width, cutoff).await?;
         }
 
-        let results = Trimmed {
-            table: "check_results",
-            owner: "check_id",
-            time: "at_ms",
-            width_ms: None,
-        };
         let done = self
-            .delete_in_batches(&results, &checks, cut.raw_checks_ms, batch)
+            .delete_in_batches(
+                &RETENTION_CHECK_RESULTS,
+                None,
+                &checks,
+                cut.raw_checks_ms,
+                batch,
+            )
             .await?;
         let n = tally(&mut report, done);
         report.check_results = n;
 
         for (width, cutoff) in [(HOUR_MS, cut.check_hourly_ms), (DAY_MS, cut.check_daily_ms)] {
-            let rollups = Trimmed {
-                table: "check_rollups",
-                owner: "check_id",
-                time: "bucket_ms",
-                width_ms: Some(width),
-            };
             let before = cutoff.saturating_sub(width).saturating_add(1);
             let done = self
-                .delete_in_batches(&rollups, &checks, before, batch)
+                .delete_in_batches(
+                    &RETENTION_CHECK_ROLLUPS,
+                    Some(width),
+                    &checks,
+                    before,
+                    batch,
+                )
                 .await?;
             let n = tally(&mut report, done);
             report.check_rollups += n;

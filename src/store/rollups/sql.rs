@@ -86,8 +86,42 @@ pub(super) const SQL_OLDEST_CHECK_RAW: &str =
 pub(super) const SQL_OLDEST_CHECK_TIER: &str =
     "SELECT MIN(bucket_ms) FROM check_rollups WHERE check_id = $1 AND width_ms = $2";
 
-/// Retention, one batch: the time of the row after the first `$3` older than `$2` ...
-pub const SQL_RETENTION_BOUNDARY: &str = "SELECT at_ms FROM samples WHERE series_id = $1 AND at_ms < $2 \
-     ORDER BY at_ms LIMIT 1 OFFSET $3";
-/// ... and the delete of the rows before it.
-pub const SQL_RETENTION_DELETE: &str = "DELETE FROM samples WHERE series_id = $1 AND at_ms < $2";
+/// Retention of one table, in batches per owner (series or check): `boundary` is the time of
+/// the row after the first `$3` older than `$2` (`$4`: the tier's width, where the table holds
+/// several), `delete` removes the rows of owner `$1` before `$2` (`$3`: the width). These are
+/// the statements retention runs and the benchmark explains.
+#[derive(Debug, Clone, Copy)]
+pub struct RetentionSql {
+    pub boundary: &'static str,
+    pub delete: &'static str,
+    /// Whether the statements take the tier's width (`$4` and `$3`).
+    pub by_width: bool,
+}
+
+pub const RETENTION_SAMPLES: RetentionSql = RetentionSql {
+    boundary: "SELECT at_ms FROM samples WHERE series_id = $1 AND at_ms < $2 \
+               ORDER BY at_ms LIMIT 1 OFFSET $3",
+    delete: "DELETE FROM samples WHERE series_id = $1 AND at_ms < $2",
+    by_width: false,
+};
+
+pub const RETENTION_SAMPLE_ROLLUPS: RetentionSql = RetentionSql {
+    boundary: "SELECT chunk_ms FROM sample_rollups WHERE series_id = $1 AND chunk_ms < $2 \
+               AND width_ms = $4 ORDER BY chunk_ms LIMIT 1 OFFSET $3",
+    delete: "DELETE FROM sample_rollups WHERE series_id = $1 AND chunk_ms < $2 AND width_ms = $3",
+    by_width: true,
+};
+
+pub const RETENTION_CHECK_RESULTS: RetentionSql = RetentionSql {
+    boundary: "SELECT at_ms FROM check_results WHERE check_id = $1 AND at_ms < $2 \
+               ORDER BY at_ms LIMIT 1 OFFSET $3",
+    delete: "DELETE FROM check_results WHERE check_id = $1 AND at_ms < $2",
+    by_width: false,
+};
+
+pub const RETENTION_CHECK_ROLLUPS: RetentionSql = RetentionSql {
+    boundary: "SELECT bucket_ms FROM check_rollups WHERE check_id = $1 AND bucket_ms < $2 \
+               AND width_ms = $4 ORDER BY bucket_ms LIMIT 1 OFFSET $3",
+    delete: "DELETE FROM check_rollups WHERE check_id = $1 AND bucket_ms < $2 AND width_ms = $3",
+    by_width: true,
+};
