@@ -248,7 +248,7 @@ impl Store {
                 }
             };
             let alert_id = match alert {
-                Some(alert) => insert_alert!(&mut *tx, alert, incident_id, channels, now),
+                Some(alert) => insert_alert!(&mut *tx, alert, incident_id, channels, now).await?,
                 None => None,
             };
             tx.commit().await?;

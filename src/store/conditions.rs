@@ -168,7 +168,9 @@ impl Store {
                 }
             }
             let id = match &update.alert {
-                Some(alert) => insert_alert!(&mut *tx, alert, None::<i64>, channels, now_ms),
+                Some(alert) => {
+                    insert_alert!(&mut *tx, alert, None::<i64>, channels, now_ms).await?
+                }
                 None => None,
             };
             tx.commit().await?;
@@ -197,7 +199,7 @@ impl Store {
     ) -> anyhow::Result<Option<i64>> {
         Ok(on_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let id = insert_alert!(&mut *tx, alert, None::<i64>, channels, now_ms);
+            let id = insert_alert!(&mut *tx, alert, None::<i64>, channels, now_ms).await?;
             if let Some(id) = id {
                 for item in item_ids {
                     sqlx::query("UPDATE digest_items SET digest_alert_id = $1 WHERE id = $2")
