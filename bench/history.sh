@@ -27,7 +27,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --release --example history_year
+cargo build --release --features bench --example history_year
 BIN=target/release/examples/history_year
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg)"

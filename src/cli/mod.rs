@@ -204,17 +204,19 @@ async fn run(command: Command, config: Config, config_path: Option<PathBuf>) -> 
             }
             ExitCode::SUCCESS
         }
-        Command::Migrate => match crate::store::Store::open(config.storage.url.expose()).await {
-            Ok(store) => {
-                store.close().await;
-                println!("migrations applied to {}", config.storage.url);
-                ExitCode::SUCCESS
+        Command::Migrate => {
+            match crate::store::Store::open_as(config.storage.url.expose(), &config.host).await {
+                Ok(store) => {
+                    store.close().await;
+                    println!("migrations applied to {}", config.storage.url);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("opswatch: {e:#}");
+                    ExitCode::from(1)
+                }
             }
-            Err(e) => {
-                eprintln!("opswatch: {e:#}");
-                ExitCode::from(1)
-            }
-        },
+        }
         Command::Check => crate::cli::run_now::check(&config).await,
         Command::Alert {
             command: AlertCommand::Test,

@@ -15,6 +15,8 @@ use super::secret::{DbUrl, Secret};
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// The name every stored fact of this instance carries; default: this machine's hostname.
+    pub host: HostName,
     /// A `.env`-style file; `${VAR}` is looked up there before the environment.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub env_file: Option<PathBuf>,
@@ -47,6 +49,36 @@ pub struct Config {
     pub heartbeat: Option<HeartbeatConfig>,
     pub reports: super::ReportsConfig,
     pub restart: super::RestartConfig,
+}
+
+/// The top-level `host` key: which host this instance's checks, series, conditions and store
+/// probe belong to in the store.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct HostName(pub String);
+
+impl Default for HostName {
+    fn default() -> Self {
+        Self(default_host())
+    }
+}
+
+impl std::ops::Deref for HostName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// This machine's hostname (`/proc/sys/kernel/hostname`), or `localhost` when it cannot be
+/// read.
+pub fn default_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -21,6 +21,7 @@ type Found = Vec<Finding>;
 
 pub(super) fn validate(c: &Config) -> Found {
     let mut found = Vec::new();
+    host(c, &mut found);
     storage(c, &mut found);
     telegram(c, &mut found);
     webhooks(c, &mut found);
@@ -165,6 +166,22 @@ fn push(found: &mut Found, key: impl Into<String>, reason: impl Into<String>) {
         reason: reason.into(),
         also: None,
     });
+}
+
+fn host(c: &Config, found: &mut Found) {
+    let h = c.host.trim();
+    if h.is_empty() {
+        push(found, "host", "is empty");
+    } else if h.len() > 253
+        || c.host
+            .contains(|ch: char| ch.is_whitespace() || ch.is_control())
+    {
+        push(
+            found,
+            "host",
+            "must be a host name such as \"web-1\" (no spaces, at most 253 characters)",
+        );
+    }
 }
 
 fn storage(c: &Config, found: &mut Found) {

@@ -67,7 +67,7 @@ pub async fn launch_reloadable(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
-    let store = Store::open(config.storage.url.expose())
+    let store = Store::open_as(config.storage.url.expose(), &config.host)
         .await
         .map_err(ServeError::Store)?;
     run_app(AppState::new(config, store), source, listener, shutdown).await

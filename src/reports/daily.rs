@@ -237,7 +237,10 @@ pub async fn new_disputes_since(app: &AppState, since_ms: i64) -> Option<i64> {
     match app.store.count_disputes(since_ms, i64::MAX).await {
         Ok(n) => Some(n),
         Err(e) => {
-            tracing::warn!(error = format!("{e:#}"), "cannot count disputes for the daily report");
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "cannot count disputes for the daily report"
+            );
             None
         }
     }

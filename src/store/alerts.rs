@@ -29,9 +29,10 @@ pub struct NewAlert {
 }
 
 /// Inserts `$alert` and, unless it is silenced, one outbox row per channel, on `$conn` (a
-/// transaction). Evaluates to the new alert's id, or `None` if its key was already recorded.
+/// transaction). Evaluates to a future of the new alert's id, or `None` if its key was already
+/// recorded: the caller awaits it and decides what an error does (no `?` hides in here).
 macro_rules! insert_alert {
-    ($conn:expr, $alert:expr, $incident:expr, $channels:expr, $now:expr) => {{
+    ($conn:expr, $alert:expr, $incident:expr, $channels:expr, $now:expr) => {async {
         let alert: &$crate::store::NewAlert = $alert;
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO alerts (dedup_key, created_ms, severity, source, kind, title, value, \
@@ -67,7 +68,7 @@ macro_rules! insert_alert {
                 }
             }
         }
-        id
+        Ok::<Option<i64>, sqlx::Error>(id)
     }};
 }
 pub(crate) use insert_alert;
@@ -158,7 +159,7 @@ impl Store {
     ) -> anyhow::Result<Option<i64>> {
         Ok(on_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let id = insert_alert!(&mut *tx, alert, None::<i64>, channels, now_ms);
+            let id = insert_alert!(&mut *tx, alert, None::<i64>, channels, now_ms).await?;
             tx.commit().await?;
             Ok::<_, sqlx::Error>(id)
         })?)

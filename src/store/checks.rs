@@ -63,10 +63,11 @@ impl Store {
     /// Makes sure a configured check has its row; returns it with the state it left off in.
     pub async fn ensure_check(&self, name: &str, kind: CheckKind) -> anyhow::Result<CheckRow> {
         let sql = format!(
-            "INSERT INTO checks (name, kind) VALUES ($1, $2) \
-             ON CONFLICT (name) DO UPDATE SET kind = excluded.kind RETURNING {CHECK_COLUMNS}"
+            "INSERT INTO checks (host, name, kind) VALUES ($1, $2, $3) \
+             ON CONFLICT (host, name) DO UPDATE SET kind = excluded.kind RETURNING {CHECK_COLUMNS}"
         );
         Ok(on_writer!(self, |pool| sqlx::query_as(&sql)
+            .bind(&*self.host)
             .bind(name)
             .bind(kind.as_str())
             .fetch_one(pool)
@@ -74,15 +75,17 @@ impl Store {
     }
 
     pub async fn list_checks(&self) -> anyhow::Result<Vec<CheckRow>> {
-        let sql = format!("SELECT {CHECK_COLUMNS} FROM checks ORDER BY name");
+        let sql = format!("SELECT {CHECK_COLUMNS} FROM checks WHERE host = $1 ORDER BY name");
         Ok(on_reader!(self, |pool| sqlx::query_as(&sql)
+            .bind(&*self.host)
             .fetch_all(pool)
             .await)?)
     }
 
     pub async fn find_check(&self, name: &str) -> anyhow::Result<Option<CheckRow>> {
-        let sql = format!("SELECT {CHECK_COLUMNS} FROM checks WHERE name = $1");
+        let sql = format!("SELECT {CHECK_COLUMNS} FROM checks WHERE host = $1 AND name = $2");
         Ok(on_reader!(self, |pool| sqlx::query_as(&sql)
+            .bind(&*self.host)
             .bind(name)
             .fetch_optional(pool)
             .await)?)
@@ -268,7 +271,7 @@ impl Store {
                 }
             };
             let alert_id = match alert {
-                Some(alert) => insert_alert!(&mut *tx, alert, incident_id, channels, now),
+                Some(alert) => insert_alert!(&mut *tx, alert, incident_id, channels, now).await?,
                 None => None,
             };
             tx.commit().await?;

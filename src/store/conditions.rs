@@ -90,18 +90,22 @@ impl Store {
     pub async fn find_condition(&self, key: &str) -> anyhow::Result<Option<ConditionRow>> {
         Ok(on_reader!(self, |pool| {
             sqlx::query_as(
-            "SELECT key, level, since_ms, value, notified, updated_ms FROM conditions WHERE key = $1"
-        )
-        .bind(key)
-        .fetch_optional(pool)
-        .await
+                "SELECT key, level, since_ms, value, notified, updated_ms FROM conditions \
+             WHERE host = $1 AND key = $2",
+            )
+            .bind(&*self.host)
+            .bind(key)
+            .fetch_optional(pool)
+            .await
         })?)
     }
 
     pub async fn list_conditions(&self) -> anyhow::Result<Vec<ConditionRow>> {
         Ok(on_reader!(self, |pool| sqlx::query_as(
-            "SELECT key, level, since_ms, value, notified, updated_ms FROM conditions ORDER BY key"
+            "SELECT key, level, since_ms, value, notified, updated_ms FROM conditions \
+             WHERE host = $1 ORDER BY key"
         )
+        .bind(&*self.host)
         .fetch_all(pool)
         .await)?)
     }
@@ -117,8 +121,8 @@ impl Store {
         Ok(on_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
             sqlx::query(
-                "INSERT INTO conditions (key, level, since_ms, value, notified, updated_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $3) ON CONFLICT (key) DO UPDATE SET \
+                "INSERT INTO conditions (host, key, level, since_ms, value, notified, updated_ms) \
+                 VALUES ($6, $1, $2, $3, $4, $5, $3) ON CONFLICT (host, key) DO UPDATE SET \
                  since_ms = CASE WHEN conditions.level = excluded.level THEN conditions.since_ms \
                                  ELSE excluded.since_ms END, \
                  level = excluded.level, value = excluded.value, notified = excluded.notified, \
@@ -129,6 +133,7 @@ impl Store {
             .bind(now_ms)
             .bind(update.value)
             .bind(update.notified)
+            .bind(&*self.host)
             .execute(&mut *tx)
             .await?;
             match &update.warning {
@@ -163,7 +168,9 @@ impl Store {
                 }
             }
             let id = match &update.alert {
-                Some(alert) => insert_alert!(&mut *tx, alert, None::<i64>, channels, now_ms),
+                Some(alert) => {
+                    insert_alert!(&mut *tx, alert, None::<i64>, channels, now_ms).await?
+                }
                 None => None,
             };
             tx.commit().await?;
@@ -192,7 +199,7 @@ impl Store {
     ) -> anyhow::Result<Option<i64>> {
         Ok(on_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let id = insert_alert!(&mut *tx, alert, None::<i64>, channels, now_ms);
+            let id = insert_alert!(&mut *tx, alert, None::<i64>, channels, now_ms).await?;
             if let Some(id) = id {
                 for item in item_ids {
                     sqlx::query("UPDATE digest_items SET digest_alert_id = $1 WHERE id = $2")

@@ -68,7 +68,8 @@ impl Store {
                 .rows_affected()
                     == 1;
                 if inserted {
-                    let alert_id = insert_alert!(&mut *tx, &d.alert, None::<i64>, channels, now_ms);
+                    let alert_id =
+                        insert_alert!(&mut *tx, &d.alert, None::<i64>, channels, now_ms).await?;
                     sqlx::query("UPDATE disputes SET alert_id = $1 WHERE id = $2")
                         .bind(alert_id)
                         .bind(&d.id)

@@ -94,6 +94,9 @@ pub struct Store {
     series_cache: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, i64>>>,
     /// Check results waiting to be written (see `pending.rs`).
     pending: std::sync::Arc<pending::PendingResults>,
+    /// The host whose facts this store reads and writes (checks, series, conditions, the
+    /// probe): the config's `host`.
+    host: std::sync::Arc<str>,
 }
 
 /// Runs `$body` with `$p` bound to the pool that takes writes.
@@ -118,11 +121,49 @@ macro_rules! on_reader {
 pub(crate) use {on_reader, on_writer};
 
 impl Store {
-    /// Opens the store named by `url` and applies pending migrations.
+    /// Opens the store named by `url` for this machine's hostname (the default `host`) and
+    /// applies pending migrations.
     pub async fn open(url: &str) -> anyhow::Result<Self> {
-        let store = Self::connect(url).await?;
+        Self::open_as(url, &crate::config::default_host()).await
+    }
+
+    /// Opens the store named by `url` for `host`, applies pending migrations, and claims the
+    /// rows that no host owns yet (those from before the host column) for `host`.
+    pub async fn open_as(url: &str, host: &str) -> anyhow::Result<Self> {
+        let mut store = Self::connect(url).await?;
+        store.host = host.into();
         store.migrate().await?;
+        store.claim_unowned_rows().await?;
         Ok(store)
+    }
+
+    /// The host whose facts this store reads and writes.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Gives the rows migrated without a host (host `''`) to this store's host. Roll-up
+    /// cursors stay store-wide (see `rollups.rs`).
+    async fn claim_unowned_rows(&self) -> anyhow::Result<()> {
+        for (table, key) in [
+            ("checks", "name"),
+            ("series", "name"),
+            ("conditions", "key"),
+            ("store_probe", "host"),
+        ] {
+            // A row this host already has wins over an unowned one of the same key.
+            let sql = format!(
+                "UPDATE {table} SET host = $1 WHERE host = '' AND NOT EXISTS \
+                 (SELECT 1 FROM {table} mine WHERE mine.host = $1 AND mine.{key} = {table}.{key})"
+            );
+            on_writer!(self, |pool| sqlx::query(&sql)
+                .bind(&*self.host)
+                .execute(pool)
+                .await
+                .map(|_| ()))
+            .with_context(|| format!("cannot give the {table} rows their host"))?;
+        }
+        Ok(())
     }
 
     /// Opens the store without touching its schema.
@@ -145,6 +186,7 @@ impl Store {
                 pool: Pool::Postgres(pool),
                 series_cache: Default::default(),
                 pending: Default::default(),
+                host: crate::config::default_host().into(),
             });
         }
         let path = sqlite_path(url)?;
@@ -193,6 +235,7 @@ impl Store {
             },
             series_cache: Default::default(),
             pending: Default::default(),
+            host: crate::config::default_host().into(),
         })
     }
 
@@ -220,10 +263,36 @@ impl Store {
     /// once on PostgreSQL (sqlx takes an advisory lock).
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match &self.pool {
-            Pool::Sqlite { writer, .. } => sqlx::migrate!("migrations/sqlite").run(writer).await,
-            Pool::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await,
+            Pool::Sqlite { writer, .. } => {
+                // Migrations that rebuild a table (SQLite cannot alter a constraint) drop it
+                // first; with foreign keys on, that would cascade into every row referencing
+                // it. The pragma cannot change inside the migration's transaction, so it is
+                // turned off around them, on the one writer connection, and the references
+                // are checked before it is turned back on.
+                let mut conn = writer.acquire().await?;
+                sqlx::query("PRAGMA foreign_keys = OFF")
+                    .execute(&mut *conn)
+                    .await?;
+                let migrated = sqlx::migrate!("migrations/sqlite").run(&mut *conn).await;
+                let broken: Vec<(String,)> = sqlx::query_as("PRAGMA foreign_key_check")
+                    .fetch_all(&mut *conn)
+                    .await
+                    .unwrap_or_default();
+                sqlx::query("PRAGMA foreign_keys = ON")
+                    .execute(&mut *conn)
+                    .await?;
+                migrated.context("cannot apply the store migrations")?;
+                anyhow::ensure!(
+                    broken.is_empty(),
+                    "the store migrations left broken references in {broken:?}"
+                );
+                Ok(())
+            }
+            Pool::Postgres(pool) => sqlx::migrate!("migrations/postgres")
+                .run(pool)
+                .await
+                .context("cannot apply the store migrations"),
         }
-        .context("cannot apply the store migrations")
     }
 
     /// Proves the store is usable: a real write, and for SQLite that the file on disk is still
@@ -240,9 +309,10 @@ impl Store {
         }
         on_writer!(self, |pool| {
             sqlx::query(
-                "INSERT INTO store_probe (id, at_ms) VALUES (1, $1) \
-                 ON CONFLICT (id) DO UPDATE SET at_ms = excluded.at_ms",
+                "INSERT INTO store_probe (host, at_ms) VALUES ($1, $2) \
+                 ON CONFLICT (host) DO UPDATE SET at_ms = excluded.at_ms",
             )
+            .bind(&*self.host)
             .bind(now_ms)
             .execute(pool)
             .await

@@ -20,6 +20,9 @@ pub struct Point {
     pub count: i64,
 }
 
+/// Rows per multi-row INSERT: well under both dialects' bind-parameter limits (3 per row).
+pub(crate) const IMPORT_ROWS: usize = 500;
+
 impl Store {
     /// The id of series `name`, created on first use; ids are cached for the process.
     pub async fn series_id(&self, name: &str) -> anyhow::Result<i64> {
@@ -33,12 +36,13 @@ impl Store {
         }
         let id: i64 = on_writer!(self, |pool| {
             sqlx::query_scalar(
-            "INSERT INTO series (name) VALUES ($1) ON CONFLICT (name) DO UPDATE SET name = excluded.name \
-             RETURNING id"
-        )
-        .bind(name)
-        .fetch_one(pool)
-        .await
+                "INSERT INTO series (host, name) VALUES ($1, $2) ON CONFLICT (host, name) \
+             DO UPDATE SET name = excluded.name RETURNING id",
+            )
+            .bind(&*self.host)
+            .bind(name)
+            .fetch_one(pool)
+            .await
         })?;
         if let Ok(mut cache) = self.series_cache.lock() {
             cache.insert(name.to_owned(), id);
@@ -59,7 +63,7 @@ impl Store {
             return Ok(());
         }
         let rows: Vec<(i64, i64, f64)> = by_id.into_iter().map(|(id, v)| (id, at_ms, v)).collect();
-        self.import_samples(&rows).await
+        self.insert_samples(&rows).await
     }
 
     /// Series names starting with `prefix` (e.g. every `disk.used_pct:` mount).
@@ -72,8 +76,9 @@ impl Store {
                 .replace('_', "\\_")
         );
         Ok(on_reader!(self, |pool| sqlx::query_scalar(
-            "SELECT name FROM series WHERE name LIKE $1 ESCAPE '\\' ORDER BY name"
+            "SELECT name FROM series WHERE host = $1 AND name LIKE $2 ESCAPE '\\' ORDER BY name"
         )
+        .bind(&*self.host)
         .bind(&pattern)
         .fetch_all(pool)
         .await)?)
@@ -102,10 +107,60 @@ impl Store {
             return Ok(Some(id));
         }
         Ok(on_reader!(self, |pool| sqlx::query_scalar(
-            "SELECT id FROM series WHERE name = $1"
+            "SELECT id FROM series WHERE host = $1 AND name = $2"
         )
+        .bind(&*self.host)
         .bind(name)
         .fetch_optional(pool)
         .await)?)
+    }
+
+    /// Writes `(series_id, at_ms, value)` samples, several hundred per statement, in one
+    /// transaction when there are more than fit one statement.
+    pub(crate) async fn insert_samples(&self, rows: &[(i64, i64, f64)]) -> anyhow::Result<()> {
+        let sql = |n: usize| {
+            let values: Vec<String> = (0..n)
+                .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+                .collect();
+            format!(
+                "INSERT INTO samples (series_id, at_ms, value) VALUES {} \
+                 ON CONFLICT (series_id, at_ms) DO UPDATE SET value = excluded.value",
+                values.join(", ")
+            )
+        };
+        // One statement is atomic by itself: a host sample (a few dozen rows) needs no
+        // transaction around it, which saves two round trips to SQLite's worker thread.
+        if rows.is_empty() {
+            return Ok(());
+        }
+        if rows.len() <= IMPORT_ROWS {
+            let text = sql(rows.len());
+            on_writer!(self, |pool| {
+                let mut q = sqlx::query(&text);
+                for (series, at, value) in rows {
+                    q = q.bind(*series).bind(*at).bind(*value);
+                }
+                q.execute(pool).await.map(|_| ())
+            })?;
+            return Ok(());
+        }
+        let full = sql(IMPORT_ROWS);
+        on_writer!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            for part in rows.chunks(IMPORT_ROWS) {
+                let text = if part.len() == IMPORT_ROWS {
+                    full.clone()
+                } else {
+                    sql(part.len())
+                };
+                let mut q = sqlx::query(&text);
+                for (series, at, value) in part {
+                    q = q.bind(*series).bind(*at).bind(*value);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            tx.commit().await
+        })?;
+        Ok(())
     }
 }

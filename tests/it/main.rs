@@ -13,6 +13,7 @@ mod full_disk;
 mod heartbeat;
 mod history;
 mod host_alerts;
+mod host_column;
 mod host_metrics;
 mod hostile_clients;
 mod https_checks;

@@ -26,7 +26,7 @@ pub struct TestApp {
 pub async fn spawn_app(dir: &Path, config_text: &str, clock: Clock) -> TestApp {
     let config = Config::from_toml(&dir.join("opswatch.toml"), config_text)
         .unwrap_or_else(|e| panic!("test config is invalid: {e}"));
-    let store = Store::open(config.storage.url.expose())
+    let store = Store::open_as(config.storage.url.expose(), &config.host)
         .await
         .expect("test store opens");
     let app = AppState::with_clock(config, store, clock);
