@@ -95,7 +95,7 @@ fn config(dir: &Path, target: &Target, fake: &FakeTelegram) {
         dir,
         &format!(
             "{}[system]\nenabled = false\n[pm2]\nenabled = false\n\
-             [[http]]\nname = \"api\"\nurl = \"{}\"\nevery = \"1s\"\ntimeout = \"2s\"\nfailures = 1\n",
+             [[http]]\nname = \"api\"\nurl = \"{}\"\nevery = \"1s\"\ntimeout = \"1s\"\nfailures = 1\n",
             telegram_config(&store, fake),
             target.url()
         ),
