@@ -39,6 +39,7 @@ pub struct Config {
     pub history: HistoryConfig,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub silence: Vec<SilenceConfig>,
+    pub status_page: StatusPageConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -466,4 +467,25 @@ pub struct SilenceConfig {
     pub duration: Option<HumanDuration>,
     #[serde(default)]
     pub comment: String,
+}
+
+/// `[status_page]`: the public, read-only page at `/status` (404 unless enabled).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatusPageConfig {
+    pub enabled: bool,
+    pub title: String,
+    /// HTTP checks shown, by name; `None`: every HTTP check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checks: Option<Vec<String>>,
+}
+
+impl Default for StatusPageConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            title: "Service status".to_owned(),
+            checks: None,
+        }
+    }
 }

@@ -19,7 +19,22 @@ pub(super) fn validate(c: &Config) -> Found {
     auth(c, &mut found);
     silences(c, &mut found);
     history(c, &mut found);
+    status_page(c, &mut found);
     found
+}
+
+/// The public status page may only list HTTP checks that exist: a typo would otherwise show
+/// visitors a check that is never probed.
+fn status_page(c: &Config, found: &mut Found) {
+    for (i, name) in c.status_page.checks.iter().flatten().enumerate() {
+        if !c.http.iter().any(|h| &h.name == name) {
+            push(
+                found,
+                format!("status_page.checks[{i}]"),
+                format!("no [[http]] check is named {name:?}"),
+            );
+        }
+    }
 }
 
 fn silences(c: &Config, found: &mut Found) {

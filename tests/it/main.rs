@@ -4,6 +4,7 @@
 mod support;
 
 mod alerting;
+mod dashboard;
 mod history;
 mod host_alerts;
 mod host_metrics;
