@@ -2,6 +2,8 @@
 // refreshes the overview in place and switches chart ranges without a full reload.
 (function () {
   "use strict";
+  // Lets the stylesheet (and the browser test) tell that the script runs.
+  document.documentElement.classList.add("js");
   function swap(url, push) {
     return fetch(url, { credentials: "same-origin" }).then(function (r) {
       if (!r.ok) throw new Error("HTTP " + r.status);

@@ -18,14 +18,14 @@ use opswatch::store::{IncidentChange, NewAlert, NewReport, ResultRow, Store, now
 const HOSTILE: &str = "<script>alert(1)</script>";
 const MIN: i64 = 60_000;
 
-fn config(extra: &str) -> String {
+pub(crate) fn config(extra: &str) -> String {
     format!(
         "[[http]]\nname = \"api\"\nurl = \"https://api.example.test/health\"\n\n\
          [[http]]\nname = \"{HOSTILE}\"\nurl = \"https://evil.example.test/\"\n\n{extra}"
     )
 }
 
-async fn app_on(url: &str, config_text: &str) -> AppState {
+pub(crate) async fn app_on(url: &str, config_text: &str) -> AppState {
     let config = Config::from_toml(std::path::Path::new("o.toml"), config_text).unwrap();
     let store = Store::open(url).await.unwrap();
     AppState::new(config, store)
@@ -78,7 +78,7 @@ fn assert_html(page: &Page, uri: &str) {
 
 /// Results for both checks over the last two days, one outage of `api` that is still open,
 /// alerts with deliveries, a report, host samples and a live host reading.
-async fn seed(app: &AppState) {
+pub(crate) async fn seed(app: &AppState) {
     let now = now_ms();
     let channels = vec!["telegram".to_owned()];
     for name in ["api", HOSTILE] {

@@ -4,6 +4,7 @@
 mod support;
 
 mod alerting;
+mod browser;
 mod dashboard;
 mod history;
 mod host_alerts;

@@ -71,11 +71,18 @@ pub fn alert_lines(alerts: Vec<LoggedAlert>, now: i64) -> Vec<AlertLine> {
                                 .sent_ms
                                 .map(|t| format!("at {}", fmt_time(t)))
                                 .unwrap_or_default(),
+                            "pending" if d.attempts == 0 && d.next_attempt_ms <= now => {
+                                "waiting for its turn".to_owned()
+                            }
                             "pending" => format!(
-                                "{} attempt{}, next in {}{}",
+                                "{} attempt{}, next {}{}",
                                 d.attempts,
                                 if d.attempts == 1 { "" } else { "s" },
-                                fmt_duration(d.next_attempt_ms - now),
+                                if d.next_attempt_ms <= now {
+                                    "now".to_owned()
+                                } else {
+                                    format!("in {}", fmt_duration(d.next_attempt_ms - now))
+                                },
                                 d.last_error.map(|e| format!(": {e}")).unwrap_or_default()
                             ),
                             _ => d.last_error.unwrap_or_default(),

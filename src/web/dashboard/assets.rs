@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 
 const CSS: &str = include_str!("../../../static/dashboard.css");
 const JS: &str = include_str!("../../../static/dashboard.js");
+const ICON: &str = include_str!("../../../static/favicon.svg");
 
 /// FNV-1a, 64 bits: a cache key for our own files, not a security measure.
 const fn fnv1a(bytes: &[u8]) -> u64 {
@@ -25,6 +26,7 @@ const fn fnv1a(bytes: &[u8]) -> u64 {
 
 const CSS_HASH: u64 = fnv1a(CSS.as_bytes());
 const JS_HASH: u64 = fnv1a(JS.as_bytes());
+const ICON_HASH: u64 = fnv1a(ICON.as_bytes());
 
 /// `/static/dashboard.<hash>.css`
 pub static CSS_URL: LazyLock<String> =
@@ -32,6 +34,10 @@ pub static CSS_URL: LazyLock<String> =
 /// `/static/dashboard.<hash>.js`
 pub static JS_URL: LazyLock<String> =
     LazyLock::new(|| format!("/static/dashboard.{JS_HASH:016x}.js"));
+
+/// `/static/favicon.<hash>.svg`
+pub static ICON_URL: LazyLock<String> =
+    LazyLock::new(|| format!("/static/favicon.{ICON_HASH:016x}.svg"));
 
 /// `GET /static/{file}`: only the current names answer; an old hash is a 404 so that a stale
 /// page never caches the wrong file under the new name.
@@ -41,6 +47,8 @@ pub async fn serve(Path(file): Path<String>) -> Response {
         (CSS, "text/css; charset=utf-8")
     } else if path == *JS_URL {
         (JS, "text/javascript; charset=utf-8")
+    } else if path == *ICON_URL {
+        (ICON, "image/svg+xml")
     } else {
         return (StatusCode::NOT_FOUND, "no such file").into_response();
     };

@@ -363,6 +363,20 @@ pub fn render(chart: &Chart) -> Rendered {
         );
     }
 
+    if chart.lines.len() > 1 {
+        // A legend, since colour alone cannot say which line is which.
+        let mut x = LEFT + 6.0;
+        for (i, line) in chart.lines.iter().enumerate() {
+            let label = esc(&line.label);
+            let _ = write!(
+                svg,
+                "<text class=\"lg l{}\" x=\"{x:.0}\" y=\"{:.0}\">\u{25A0} {label}</text>",
+                i.min(3),
+                TOP + 12.0
+            );
+            x += 28.0 + 11.0 * line.label.chars().count() as f64;
+        }
+    }
     hover_slices(&mut svg, chart, &s);
     svg.push_str("</svg>");
 
@@ -490,6 +504,22 @@ pub fn summarize(chart: &Chart) -> String {
 pub fn sparkline(values: &[Option<f64>], title: &str) -> String {
     const SW: f64 = 120.0;
     const SH: f64 = 24.0;
+    /// More points than this in 120 px is noise, not a trend.
+    const MAX: usize = 48;
+    let binned: Vec<Option<f64>>;
+    let values = if values.len() > MAX {
+        let per = values.len().div_ceil(MAX);
+        binned = values
+            .chunks(per)
+            .map(|c| {
+                let v: Vec<f64> = c.iter().flatten().copied().collect();
+                (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+            })
+            .collect();
+        &binned[..]
+    } else {
+        values
+    };
     let hi = values
         .iter()
         .flatten()

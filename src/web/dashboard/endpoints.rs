@@ -19,8 +19,9 @@ const DAY_MS: i64 = 86_400_000;
 /// Ranges of the latency chart; up to 7 days it is drawn from the raw results with p50/p95.
 const LATENCY_RANGES: &[&str] = &["24h", "7d", "30d", "90d"];
 const RAW_PERCENTILES_UP_TO_MS: i64 = 7 * DAY_MS;
-/// Buckets of the p50/p95 band.
-const PERCENTILE_BUCKETS: i64 = 240;
+/// Buckets of the p50/p95 band: few enough that each holds several results (24 h of
+/// 5-minute probes: 3 per bucket).
+const PERCENTILE_BUCKETS: i64 = 96;
 
 /// One row of an endpoint table (overview, list).
 pub struct EndpointRow {

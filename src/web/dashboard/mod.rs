@@ -95,6 +95,7 @@ pub struct Meta {
     pub nav: Vec<NavItem>,
     pub css: &'static str,
     pub js: &'static str,
+    pub icon: &'static str,
     /// Seconds between automatic refreshes (JavaScript only); 0: none.
     pub refresh: u32,
 }
@@ -116,6 +117,7 @@ impl Meta {
                 .collect(),
             css: &assets::CSS_URL,
             js: &assets::JS_URL,
+            icon: &assets::ICON_URL,
             refresh: 0,
         }
     }

@@ -33,6 +33,7 @@ pub struct StatusPage {
     title: String,
     made: String,
     css: &'static str,
+    icon: &'static str,
     all_up: bool,
     checks: Vec<CheckLine>,
 }
@@ -85,6 +86,7 @@ pub async fn page(State(app): State<AppState>) -> Result<Response, PageError> {
         title: cfg.title.clone(),
         made: fmt_time(now),
         css: &assets::CSS_URL,
+        icon: &assets::ICON_URL,
         all_up: checks.iter().all(|c| c.up),
         checks,
     };
