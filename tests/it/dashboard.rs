@@ -7,10 +7,13 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt as _;
 use tower::ServiceExt as _;
 
+use opswatch::checks::pm2::Pm2App;
 use opswatch::checks::system::{
     HostSnapshot, LoadAvg, MemoryUsage, MountUsage, ProcessUsage, SwapUsage,
 };
+use opswatch::checks::systemd::UnitStatus;
 use opswatch::config::Config;
+use opswatch::daemon::live::Reading;
 use opswatch::daemon::state::AppState;
 use opswatch::rules::alert::Severity;
 use opswatch::store::{IncidentChange, NewAlert, NewReport, ResultRow, Store, now_ms};
@@ -176,6 +179,51 @@ pub(crate) async fn seed(app: &AppState) {
             .await
             .unwrap();
     }
+    // A crash-looping PM2 app (restarts climbing every minute), a healthy one, a unit.
+    for i in (0..30).rev() {
+        let at = now - i * MIN;
+        app.store
+            .record_samples(
+                at,
+                &[
+                    ("pm2.restarts:worker#1".into(), (30 - i) as f64 * 2.0),
+                    ("pm2.restarts:web#0".into(), 3.0),
+                ],
+            )
+            .await
+            .unwrap();
+    }
+    let pm2 = |name: &str, id: i64, status: &str, restarts: i64| Pm2App {
+        name: name.into(),
+        pm_id: id,
+        status: status.into(),
+        pid: (status == "online").then_some(1000 + id),
+        cpu_pct: 2.5,
+        memory_bytes: 80 << 20,
+        uptime_ms: (status == "online").then_some(3_600_000),
+        restarts,
+        unstable_restarts: 0,
+        exec_mode: "fork_mode".into(),
+    };
+    app.live.set_pm2(Reading {
+        at_ms: now,
+        error: None,
+        items: vec![pm2("web", 0, "online", 3), pm2("worker", 1, "errored", 60)],
+    });
+    app.live.set_systemd(Reading {
+        at_ms: now,
+        error: None,
+        items: vec![UnitStatus {
+            unit: "nginx.service".into(),
+            load_state: "loaded".into(),
+            active_state: "active".into(),
+            sub_state: "running".into(),
+            n_restarts: Some(0),
+            main_pid: Some(77),
+            memory_bytes: Some(12 << 20),
+            active_enter_ms: Some(now - 86_400_000),
+        }],
+    });
     app.live.set_host(HostSnapshot {
         at_ms: now,
         mounts: vec![MountUsage {
@@ -315,9 +363,29 @@ async fn every_page_shows_its_facts_and_escapes_hostile_names() {
         assert_html(&report, "/reports/{id}");
         assert!(report.body.contains("new users: 12"), "{url}");
 
-        for uri in ["/processes", "/disputes"] {
-            assert_html(&get(&app, uri).await, uri);
+        let procs = get(&app, "/processes").await;
+        assert_html(&procs, "/processes");
+        for fact in [
+            "web #0",
+            "worker #1",
+            "crash loop",
+            "nginx.service",
+            "active (running)",
+        ] {
+            assert!(
+                procs.body.contains(fact),
+                "{url}: /processes lacks {fact:?}"
+            );
         }
+        assert!(
+            overview.body.contains("worker #1 is in a crash loop"),
+            "{url}"
+        );
+        assert!(
+            !overview.body.contains("web #0"),
+            "a healthy process is not on the overview"
+        );
+        assert_html(&get(&app, "/disputes").await, "/disputes");
         app.store.close().await;
     }
 }

@@ -564,6 +564,36 @@ pub fn sparkline(values: &[Option<f64>], title: &str) -> String {
     svg
 }
 
+/// Counts as small bars (restarts per hour): a count is not a trend line. `None`: no data.
+pub fn spark_bars(values: &[Option<f64>], title: &str) -> String {
+    const SW: f64 = 120.0;
+    const SH: f64 = 24.0;
+    let hi = values.iter().flatten().copied().fold(0.0, f64::max);
+    let step = SW / values.len().max(1) as f64;
+    let mut svg = format!(
+        "<svg class=\"spark bars-s\" viewBox=\"0 0 {SW} {SH}\" aria-hidden=\"true\"><title>{}</title>",
+        esc(title)
+    );
+    for (i, v) in values.iter().enumerate() {
+        let Some(v) = v else { continue };
+        // Zero is a hairline, so "no restarts" differs from "no data".
+        let h = if hi > 0.0 {
+            (v / hi * (SH - 2.0)).max(1.0)
+        } else {
+            1.0
+        };
+        let _ = write!(
+            svg,
+            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{h:.1}\"/>",
+            i as f64 * step,
+            SH - h,
+            (step - 1.0).max(1.0)
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
 /// One day of an uptime bar.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DayBar {

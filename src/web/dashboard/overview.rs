@@ -135,7 +135,9 @@ pub async fn page(State(app): State<AppState>) -> Result<OverviewPage, PageError
         .filter(ProcessRow::needs_attention)
         .collect();
     for p in &processes {
-        if p.crash_loop || p.state_class == "bad" {
+        if p.crash_loop {
+            attention.push(format!("{} is in a crash loop", p.name));
+        } else if p.state_class == "bad" {
             attention.push(format!("{} is {}", p.name, p.state));
         }
     }

@@ -101,7 +101,7 @@ pub async fn process_rows(
                 memory: fmt_bytes(a.memory_bytes),
                 restarts_total: a.restarts.to_string(),
                 restarts_hour: hour,
-                spark: chart::sparkline(&spark, "restarts per hour, last 24 h"),
+                spark: chart::spark_bars(&spark, "restarts per hour, last 24 h"),
                 crash_loop,
             });
         }
@@ -145,7 +145,7 @@ pub async fn process_rows(
                 memory: u.memory_bytes.map(fmt_bytes).unwrap_or_default(),
                 restarts_total: u.n_restarts.map(|n| n.to_string()).unwrap_or_default(),
                 restarts_hour: hour,
-                spark: chart::sparkline(&spark, "restarts per hour, last 24 h"),
+                spark: chart::spark_bars(&spark, "restarts per hour, last 24 h"),
                 crash_loop,
             });
         }
