@@ -424,10 +424,20 @@ async fn empty_store_pages_say_what_is_missing() {
         ("/reports/abc", StatusCode::NOT_FOUND),
         ("/host?range=2d", StatusCode::BAD_REQUEST),
         ("/status", StatusCode::NOT_FOUND),
+        ("/no-such-page", StatusCode::NOT_FOUND),
     ] {
         let page = get(&app, uri).await;
         assert_eq!(page.status, status, "{uri}");
     }
+    let missing = get(&app, "/no-such-page").await;
+    assert!(missing.body.contains("There is no page at /no-such-page."));
+    assert_eq!(missing.content_type, "text/html; charset=utf-8");
+    let api = get(&app, "/api/v1/nope").await;
+    assert_eq!(api.status, StatusCode::NOT_FOUND);
+    assert!(
+        api.content_type.starts_with("application/json"),
+        "API 404s stay JSON"
+    );
 }
 
 #[tokio::test]

@@ -45,7 +45,13 @@ pub fn pages() -> Router<AppState> {
         .route("/alerts/silences/{id}/end", post(alerts::end_silence))
         .route("/reports", get(reports::list))
         .route("/reports/{id}", get(reports::one))
+        .fallback(not_found)
         .layer(CompressionLayer::new())
+}
+
+/// Any other path: a page that says so and links back, not an empty 404.
+async fn not_found(axum::extract::OriginalUri(uri): axum::extract::OriginalUri) -> PageError {
+    PageError::NotFound(format!("There is no page at {}.", uri.path()))
 }
 
 /// What anyone may load without a login: the public status page and the static files.
