@@ -7,7 +7,7 @@
 //! running daemon keeps in memory (host snapshot, 10 PM2 apps) are set as the generator's
 //! default host would have them.
 //!
-//! Usage: `cargo run --release --example dashboard_pages -- URL [RUNS]` (URL: a store written
+//! Usage: `cargo run --release --example dashboard_pages -- URL [RUNS] [ROUNDS]` (URL: a store written
 //! by `history_year`). `bench/dashboard.sh` runs both on SQLite and PostgreSQL.
 
 use std::time::Instant;
@@ -77,8 +77,9 @@ async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let url = args
         .next()
-        .ok_or_else(|| anyhow::anyhow!("usage: dashboard_pages URL [RUNS]"))?;
+        .ok_or_else(|| anyhow::anyhow!("usage: dashboard_pages URL [RUNS] [ROUNDS]"))?;
     let runs: usize = args.next().map_or(Ok(30), |r| r.parse())?;
+    let rounds: usize = args.next().map_or(Ok(1000), |r| r.parse())?;
     let mut config = String::new();
     for e in 0..5 {
         config.push_str(&format!(
@@ -187,17 +188,17 @@ async fn main() -> anyhow::Result<()> {
 
     // RSS after every page 1,000 times (after a first round, so lazily built state is in).
     let before = rss_kib();
-    for _ in 0..1000 {
+    for _ in 0..rounds {
         for page in PAGES {
             fetch(&app, page, Some("br")).await;
         }
     }
     let after = rss_kib();
     println!(
-        "\nRSS: {:.1} MiB after one round of every page, {:.1} MiB after 1,000 more rounds ({} requests): growth {:+.2} MiB",
+        "\nRSS: {:.1} MiB after one round of every page, {:.1} MiB after {rounds} more rounds ({} requests): growth {:+.2} MiB",
         before as f64 / 1024.0,
         after as f64 / 1024.0,
-        1000 * PAGES.len(),
+        rounds * PAGES.len(),
         (after as f64 - before as f64) / 1024.0
     );
     app.store.close().await;
