@@ -37,15 +37,25 @@ impl ProcessRow {
     }
 }
 
-/// Restarts per hour over the last 24 hours from a restart counter series; a drop is a reset.
-async fn hourly_restarts(
-    app: &AppState,
-    series: &str,
-    now: i64,
-) -> anyhow::Result<Vec<Option<f64>>> {
+/// What one read of a restart counter's last 24 hours says.
+struct Restarts {
+    /// Per hour, oldest first; `None` where nothing was sampled.
+    hourly: Vec<Option<f64>>,
+    last_hour: f64,
+    /// Within about the last 5 minutes (points are a few minutes wide at 24 h).
+    recent: f64,
+}
+
+/// One chart read per process (it was three: 5 minutes, an hour, 24 hours); a drop in the
+/// counter is a reset, counted from zero.
+async fn restarts(app: &AppState, series: &str, now: i64) -> anyhow::Result<Restarts> {
     let since = now - 24 * HOUR_MS;
     let points = app.store.query_series(series, since, now + 1).await?;
-    let mut hours = vec![None; 24];
+    let mut out = Restarts {
+        hourly: vec![None; 24],
+        last_hour: 0.0,
+        recent: 0.0,
+    };
     let mut prev: Option<f64> = None;
     for p in points {
         let h = ((p.at_ms - since) / HOUR_MS).clamp(0, 23) as usize;
@@ -53,18 +63,16 @@ async fn hourly_restarts(
         if let Some(prev) = prev {
             inc += if p.min >= prev { p.min - prev } else { p.min };
         }
-        *hours[h].get_or_insert(0.0) += inc;
+        *out.hourly[h].get_or_insert(0.0) += inc;
+        if p.at_ms >= now - HOUR_MS {
+            out.last_hour += inc;
+        }
+        if p.at_ms >= now - CRASH_LOOP_WINDOW_MS {
+            out.recent += inc;
+        }
         prev = Some(p.max);
     }
-    Ok(hours)
-}
-
-async fn restarts_within(app: &AppState, series: &str, now: i64, ms: i64) -> anyhow::Result<f64> {
-    Ok(app
-        .store
-        .counter_increase(series, now - ms, now + 1)
-        .await?
-        .unwrap_or(0.0))
+    Ok(out)
 }
 
 /// Every watched process with its restarts; the live readings say what runs now.
@@ -81,10 +89,10 @@ pub async fn process_rows(
         }
         for a in reading.items {
             let series = format!("pm2.restarts:{}#{}", a.name, a.pm_id);
-            let crash_loop = restarts_within(app, &series, now, CRASH_LOOP_WINDOW_MS).await?
-                > CRASH_LOOP_RESTARTS;
-            let hour = restarts_within(app, &series, now, HOUR_MS).await?.round() as i64;
-            let spark = hourly_restarts(app, &series, now).await?;
+            let r = restarts(app, &series, now).await?;
+            let crash_loop = r.recent > CRASH_LOOP_RESTARTS;
+            let hour = r.last_hour.round() as i64;
+            let spark = r.hourly;
             let state = if crash_loop {
                 "crash loop".to_owned()
             } else {
@@ -113,10 +121,10 @@ pub async fn process_rows(
         }
         for u in reading.items {
             let series = format!("systemd.restarts:{}", u.unit);
-            let crash_loop = restarts_within(app, &series, now, CRASH_LOOP_WINDOW_MS).await?
-                > CRASH_LOOP_RESTARTS;
-            let hour = restarts_within(app, &series, now, HOUR_MS).await?.round() as i64;
-            let spark = hourly_restarts(app, &series, now).await?;
+            let r = restarts(app, &series, now).await?;
+            let crash_loop = r.recent > CRASH_LOOP_RESTARTS;
+            let hour = r.last_hour.round() as i64;
+            let spark = r.hourly;
             let state = if crash_loop {
                 "crash loop".to_owned()
             } else {
