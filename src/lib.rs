@@ -14,7 +14,7 @@
 //! | `rules` | alerts, thresholds, up/down state machines, digest, silences |
 //! | `store` | opswatch's own history, state and outbox (SQLite or PostgreSQL) |
 //! | `notify` | the outbox dispatcher and one file per channel |
-//! | `web` | the router: `/health`, `/metrics`, the JSON API |
+//! | `web` | the router: `/health`, `/metrics`, the JSON API, the dashboard pages |
 
 pub mod checks;
 pub mod cli;

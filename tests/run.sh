@@ -58,8 +58,16 @@ setup_pm2() {
     fi
 }
 
+setup_chromium() {
+    # The dashboard's browser test drives headless Chromium through chromedriver.
+    if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then return; fi
+    say "installing Chromium and chromedriver"
+    apt_install chromium chromium-driver
+}
+
 setup_postgres
 setup_pm2
+setup_chromium
 # The HTTPS check tests run a real TLS server (openssl s_server).
 command -v openssl >/dev/null || apt_install openssl
 

@@ -49,6 +49,7 @@ pub struct Config {
     pub heartbeat: Option<HeartbeatConfig>,
     pub reports: super::ReportsConfig,
     pub restart: super::RestartConfig,
+    pub status_page: StatusPageConfig,
 }
 
 /// The top-level `host` key: which host this instance's checks, series, conditions and store
@@ -585,4 +586,25 @@ pub struct HeartbeatConfig {
 
 fn every_1m() -> HumanDuration {
     HumanDuration::from_secs(60)
+}
+
+/// `[status_page]`: the public, read-only page at `/status` (404 unless enabled).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatusPageConfig {
+    pub enabled: bool,
+    pub title: String,
+    /// HTTP checks shown, by name; `None`: every HTTP check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checks: Option<Vec<String>>,
+}
+
+impl Default for StatusPageConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            title: "Service status".to_owned(),
+            checks: None,
+        }
+    }
 }

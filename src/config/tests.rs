@@ -319,3 +319,17 @@ fn app_database_mistakes_are_collected() {
     assert_eq!(c.vacuum.schedule.as_str(), "0 3 * * 3");
     assert!(!c.vacuum.enabled && !c.disputes.unwrap().backfill);
 }
+
+#[test]
+fn status_page_lists_only_existing_http_checks() {
+    let c = load("[status_page]\nenabled = true\n").unwrap();
+    assert_eq!(c.status_page.title, "Service status");
+    assert!(c.status_page.checks.is_none());
+    let p = only_problem(
+        "[[http]]\nname = \"api\"\nurl = \"https://example.com/\"\n\n\
+         [status_page]\nenabled = true\nchecks = [\"api\", \"frontnd\"]\n",
+    );
+    assert_eq!(p.key, "status_page.checks[1]");
+    assert!(p.reason.contains("frontnd"), "{}", p.reason);
+    assert_eq!(p.position.map(|(line, _)| line), Some(7));
+}

@@ -35,6 +35,7 @@ pub(super) fn validate(c: &Config) -> Found {
     heartbeat(c, &mut found);
     reports(c, &mut found);
     durations(c, &mut found);
+    status_page(c, &mut found);
     found
 }
 
@@ -129,6 +130,20 @@ fn durations(c: &Config, found: &mut Found) {
         MAX_GRACE,
         "systemd stops waiting long before",
     );
+}
+
+/// The public status page may only list HTTP checks that exist: a typo would otherwise show
+/// visitors a check that is never probed.
+fn status_page(c: &Config, found: &mut Found) {
+    for (i, name) in c.status_page.checks.iter().flatten().enumerate() {
+        if !c.http.iter().any(|h| &h.name == name) {
+            push(
+                found,
+                format!("status_page.checks[{i}]"),
+                format!("no [[http]] check is named {name:?}"),
+            );
+        }
+    }
 }
 
 fn silences(c: &Config, found: &mut Found) {

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 mod health;
 mod metrics;
@@ -23,6 +24,11 @@ pub fn router(app: AppState) -> Router {
         .route("/health", get(health::health))
         .route("/metrics", get(metrics::metrics))
         .nest("/api/v1", api::routes(&app))
+        .merge({
+            dashboard::set_host_name(&app.config.host);
+            dashboard::pages()
+        })
+        .merge(dashboard::public())
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             metrics::track,

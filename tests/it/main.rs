@@ -4,7 +4,9 @@
 mod support;
 
 mod alerting;
+mod browser;
 mod config_errors;
+mod dashboard;
 mod db_report;
 mod delivery_in_time;
 mod deploy;
