@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 mod connect_check;
 mod run_now;
+mod user_hash;
 
 use clap::{Parser, Subcommand};
 
@@ -119,7 +120,8 @@ pub enum ConfigCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
-    /// Print the password hash for an `[[auth.users]]` entry (reads the password from stdin).
+    /// Print the argon2id hash for an `[[auth.users]]` entry's `password_hash`: prompts twice on
+    /// a terminal, or reads one line from standard input.
     Hash,
 }
 
@@ -152,7 +154,12 @@ pub fn main() -> ExitCode {
 async fn run(command: Command, config: Config) -> ExitCode {
     match command {
         Command::Serve { listen } => {
-            match crate::daemon::serve::run(with_listen(config, listen)).await {
+            let config = with_listen(config, listen);
+            if let Some(why) = crate::web::auth::exposure_problem(&config) {
+                eprintln!("opswatch: {why}");
+                return ExitCode::from(2);
+            }
+            match crate::daemon::serve::run(config).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("opswatch: {e}");
@@ -187,7 +194,9 @@ async fn run(command: Command, config: Config) -> ExitCode {
         Command::Report { .. } => not_built("report"),
         Command::Disputes { .. } => not_built("disputes check"),
         Command::Db { .. } => not_built("db vacuum"),
-        Command::User { .. } => not_built("user hash"),
+        Command::User {
+            command: UserCommand::Hash,
+        } => user_hash::run(),
     }
 }
 

@@ -14,6 +14,7 @@
 mod duration;
 mod error;
 mod expand;
+mod net;
 mod schedule;
 mod schema;
 mod secret;
@@ -26,6 +27,7 @@ use toml::de::{DeTable, DeValue};
 
 pub use duration::{DurationError, HumanDuration};
 pub use error::{ConfigError, Problem};
+pub use net::IpRange;
 pub use schedule::Schedule;
 pub use schema::*;
 pub use secret::{DbUrl, REDACTED, Secret, redact_url};

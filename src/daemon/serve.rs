@@ -62,6 +62,11 @@ pub async fn launch(
         .await
         .map_err(ServeError::Store)?;
     let app = AppState::new(config, store);
+    if !app.config.auth.users.is_empty() {
+        // The dummy hash for unknown users costs one hash: pay it now, not in the first login.
+        let passwords = app.auth.passwords.clone();
+        tokio::task::spawn_blocking(move || passwords.warm_up());
+    }
     // One probe and one heartbeat before the first request, so /health is right from the
     // start (a pinger must never see a false 503 while opswatch boots).
     probe_store(&app).await;

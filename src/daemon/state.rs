@@ -28,10 +28,17 @@ pub struct App {
     pub live: crate::daemon::live::Live,
     /// Bumped when an alert was written, so the dispatcher sends it at once.
     pub outbox_wake: tokio::sync::watch::Sender<u64>,
+    /// API token digests and the bounded password checker.
+    pub auth: crate::web::auth::Auth,
 }
 
 impl AppState {
-    pub fn new(config: Config, store: Store) -> Self {
+    pub fn new(mut config: Config, store: Store) -> Self {
+        // Only the tokens' digests stay in memory (`auth`): the plain tokens are dropped here.
+        let auth = crate::web::auth::Auth::from_config(&config);
+        for t in &mut config.auth.tokens {
+            t.token = crate::config::Secret::new("");
+        }
         let backend = match store.backend() {
             Backend::Sqlite => "sqlite",
             Backend::Postgres => "postgres",
@@ -45,6 +52,7 @@ impl AppState {
             channels,
             live: Default::default(),
             outbox_wake: tokio::sync::watch::Sender::new(0),
+            auth,
         }))
     }
 }

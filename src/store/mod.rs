@@ -27,12 +27,14 @@ mod conditions;
 mod reports;
 pub mod rollups;
 mod samples;
+mod sessions;
 
 pub use alerts::*;
 pub use checks::*;
 pub use conditions::*;
 pub use reports::*;
 pub use samples::*;
+pub use sessions::*;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,

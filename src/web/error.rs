@@ -20,6 +20,10 @@ pub enum ApiError {
     Unauthorized,
     #[error("this token may only read")]
     Forbidden,
+    #[error("a request with a session must come from an opswatch page and carry its X-CSRF-Token")]
+    CsrfRefused,
+    #[error("{0}")]
+    MethodNotAllowed(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -30,7 +34,8 @@ impl ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::CsrfRefused => StatusCode::FORBIDDEN,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -41,6 +46,8 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
+            Self::CsrfRefused => "csrf",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::Internal(_) => "internal",
         }
     }

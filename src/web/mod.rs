@@ -20,7 +20,14 @@ use crate::daemon::state::AppState;
 pub fn router(app: AppState) -> Router {
     Router::new()
         .route("/health", get(health::health))
-        .route("/metrics", get(metrics::metrics))
+        .route(
+            "/metrics",
+            get(metrics::metrics).route_layer(axum::middleware::from_fn_with_state(
+                app.clone(),
+                auth::require_metrics_token,
+            )),
+        )
+        .merge(auth::login::routes())
         .nest("/api/v1", api::routes(&app))
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
@@ -42,7 +49,9 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(app))
+    // The peer address feeds the login rate limit (see `auth::client_address`).
+    let service = router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await
 }

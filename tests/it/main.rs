@@ -8,6 +8,7 @@ mod history;
 mod host_alerts;
 mod host_metrics;
 mod https_checks;
+mod login;
 mod pm2_real;
 mod process_alerts;
 mod router;

@@ -31,6 +31,6 @@ pub fn routes(app: &AppState) -> Router<AppState> {
         .fallback(api_not_found)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
-            crate::web::auth::require_token,
+            crate::web::auth::require_api_auth,
         ))
 }
