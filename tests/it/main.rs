@@ -4,6 +4,7 @@
 mod support;
 
 mod alerting;
+mod api_auth;
 mod history;
 mod host_alerts;
 mod host_metrics;
