@@ -70,3 +70,5 @@ cargo clippy --all-targets --locked -- -D warnings
 say "cargo test"
 cargo test --locked --all-targets
 cargo test --locked --doc
+say "schemathesis against the running binary and its OpenAPI document"
+tests/schemathesis.sh
