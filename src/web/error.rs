@@ -16,7 +16,7 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
-    #[error("missing or unknown API token")]
+    #[error("missing or unknown API token, and no dashboard session")]
     Unauthorized,
     #[error("this token may only read")]
     Forbidden,

@@ -49,6 +49,7 @@ pub struct WindowParams {
     pub until: Option<String>,
     /// Rows per answer, 1 to 1000 (default 100); more is clamped to 1000 and the answer
     /// says so (`limit_clamped`).
+    #[param(pattern = "^[0-9]+$")]
     pub limit: Option<String>,
     /// Only this host's facts; an unknown host is 404.
     pub host: Option<String>,

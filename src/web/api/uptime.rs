@@ -17,6 +17,7 @@ use crate::web::error::{ApiError, ApiErrors};
 #[serde(deny_unknown_fields)]
 pub struct UptimeParams {
     /// `1h`, `6h`, `24h` (default), `7d`, `30d`, `90d` or `1y`.
+    #[param(pattern = "^(1h|6h|24h|7d|30d|90d|1y)$")]
     range: Option<String>,
     /// Only this host's facts; an unknown host is 404.
     host: Option<String>,

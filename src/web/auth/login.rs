@@ -181,7 +181,7 @@ async fn try_login(app: &AppState, parts: &Parts, body: &Bytes) -> anyhow::Resul
         .recent_failed_logins(&name, &address, now - FAILURE_WINDOW_MS)
         .await?;
     if by_user >= MAX_FAILURES || by_address >= MAX_FAILURES {
-        tracing::warn!(user = %name, %address, "login refused: too many failed logins");
+        tracing::warn!(user = ?name, %address, "login refused: too many failed logins");
         let error = "Too many failed logins. Try again in 15 minutes.";
         let mut response = page(
             app,
@@ -205,7 +205,7 @@ async fn try_login(app: &AppState, parts: &Parts, body: &Bytes) -> anyhow::Resul
         .map(|u| u.password_hash.expose());
     if !app.auth.passwords.check(phc, &password).await {
         app.store.record_failed_login(now, &name, &address).await?;
-        tracing::warn!(user = %name, %address, "failed login");
+        tracing::warn!(user = ?name, %address, "failed login");
         let error = "Wrong name or password.";
         return Ok(page(
             app,
@@ -224,7 +224,7 @@ async fn try_login(app: &AppState, parts: &Parts, body: &Bytes) -> anyhow::Resul
     let id = session::new_random_id();
     let id_sha256 = hex::encode(session::sha256(id.as_bytes()));
     app.store.insert_session(&id_sha256, &name, now).await?;
-    tracing::info!(user = %name, %address, "login");
+    tracing::info!(user = ?name, %address, "login");
     let secure = super::over_https(&app.config, parts);
     let max_age = app.config.auth.session_lifetime.get().as_secs();
     let mut response = (
@@ -278,7 +278,7 @@ async fn logout(State(app): State<AppState>, request: Request) -> Response {
         if let Err(e) = app.store.delete_session(&s.id_sha256).await {
             return ApiError::Internal(e).into_response();
         }
-        tracing::info!(user = %s.user, "logout");
+        tracing::info!(user = ?s.user, "logout");
     }
     let secure = super::over_https(&app.config, &parts);
     (
