@@ -95,7 +95,7 @@ pub const CHART_RANGES: &[(&str, i64)] = &[
 ];
 
 /// Where a chart's data comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Tier {
     Raw,
@@ -171,7 +171,7 @@ pub struct SeriesChart {
 }
 
 /// One point of a check chart.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CheckPoint {
     pub at_ms: i64,
     pub total: i64,
@@ -182,7 +182,7 @@ pub struct CheckPoint {
     pub latency_max: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CheckChart {
     pub tier: Tier,
     pub bucket_ms: i64,
@@ -190,7 +190,7 @@ pub struct CheckChart {
 }
 
 /// Uptime and latency of a check over a range.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CheckSummary {
     pub tier: Tier,
     pub total: i64,
@@ -203,7 +203,7 @@ pub struct CheckSummary {
     pub percentiles_exact: bool,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct LatencySummary {
     pub n: i64,
     pub min: Option<i64>,

@@ -21,7 +21,6 @@ pub struct AlertList {
     next: Option<String>,
     /// Newest first: the alert (id, severity, source, kind, title, value, threshold, hint,
     /// body, created_ms), whether a silence muted it, and its delivery per channel.
-    #[schema(value_type = Vec<Object>)]
     alerts: Vec<LoggedAlert>,
 }
 

@@ -58,12 +58,9 @@ pub struct ResultsAnswer {
     #[serde(skip_serializing_if = "Option::is_none")]
     next: Option<String>,
     /// Newest first: at_ms, ok, latency_ms, status_code, error_kind, error, cert_expires_ms.
-    #[schema(value_type = Vec<Object>)]
     results: Vec<ResultRow>,
     /// Uptime and latency over the whole window.
-    #[schema(value_type = Object)]
     summary: CheckSummary,
-    #[schema(value_type = Object)]
     chart: CheckChart,
 }
 

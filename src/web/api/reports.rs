@@ -19,7 +19,6 @@ pub struct ReportList {
     #[serde(skip_serializing_if = "Option::is_none")]
     next: Option<String>,
     /// Newest first: id, host, kind, created_ms, summary.
-    #[schema(value_type = Vec<Object>)]
     reports: Vec<ReportSummary>,
 }
 
@@ -56,8 +55,7 @@ pub async fn list(
 /// One whole report: what was gathered (`body`) and what was sent (`text`).
 #[utoipa::path(get, path = "/reports/{id}", operation_id = "get_report", tag = "reports",
     params(("id" = i64, Path, description = "report id"), HostParams),
-    responses((status = 200, body = Object,
-        description = "id, host, kind, created_ms, occurrence_ms, summary, body, text"), ApiErrors))]
+    responses((status = 200, body = StoredReport), ApiErrors))]
 pub async fn one(
     State(app): State<AppState>,
     Path(id): Path<String>,

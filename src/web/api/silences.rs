@@ -39,14 +39,12 @@ pub struct SilenceRequest {
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct SilenceCreated {
     /// id, check_name, kind, severity, starts_ms, ends_ms, comment, created_by, created_ms.
-    #[schema(value_type = Object)]
     silence: SilenceRow,
 }
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct SilenceList {
     /// Silences made through the API that have not ended.
-    #[schema(value_type = Vec<Object>)]
     silences: Vec<SilenceRow>,
     /// `[[silence]]` blocks of the config, with whether each is active now.
     #[schema(value_type = Vec<Object>)]

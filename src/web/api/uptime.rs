@@ -30,9 +30,7 @@ pub struct UptimeAnswer {
     since_ms: i64,
     until_ms: i64,
     /// Uptime and latency percentiles over the range.
-    #[schema(value_type = Object)]
     summary: crate::store::rollups::CheckSummary,
-    #[schema(value_type = Object)]
     chart: crate::store::rollups::CheckChart,
 }
 
