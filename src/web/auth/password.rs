@@ -11,7 +11,7 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use tokio::sync::Semaphore;
 
 /// OWASP's first argon2id choice (19 MiB, 2 passes, 1 lane). Measured on the 2-core build
-/// machine (release): one hash or check takes ~60 ms (see BENCHMARKS.md, bench/login.sh).
+/// machine: one hash or check takes ~90 ms (see BENCHMARKS.md, bench/login.sh).
 const MEMORY_KIB: u32 = 19 * 1024;
 const PASSES: u32 = 2;
 const LANES: u32 = 1;
