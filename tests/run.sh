@@ -82,3 +82,5 @@ cargo test --locked --doc
 say "Debian package"
 command -v cargo-deb >/dev/null || cargo install cargo-deb --locked
 bash tests/package.sh
+say "schemathesis against the running binary and its OpenAPI document"
+tests/schemathesis.sh

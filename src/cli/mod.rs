@@ -1,6 +1,5 @@
 //! The command line: argument parsing and dispatch. Exit codes: 0 success, 1 a runtime
-//! failure (or, for `check`, something critical), 2 a config or usage error, 3 a command that
-//! is not built yet.
+//! failure (or, for `check`, something critical), 2 a config or usage error.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,6 +10,7 @@ mod disputes;
 mod generate;
 mod report;
 mod run_now;
+mod user_hash;
 mod vacuum;
 
 use clap::{Parser, Subcommand};
@@ -136,7 +136,8 @@ pub enum ConfigCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
-    /// Print the password hash for an `[[auth.users]]` entry (reads the password from stdin).
+    /// Print the argon2id hash for an `[[auth.users]]` entry's `password_hash`: prompts twice on
+    /// a terminal, or reads one line from standard input.
     Hash,
 }
 
@@ -183,11 +184,16 @@ pub fn main() -> ExitCode {
 async fn run(command: Command, config: Config, config_path: Option<PathBuf>) -> ExitCode {
     match command {
         Command::Serve { listen } => {
+            let config = with_listen(config, listen);
+            if let Some(why) = crate::web::auth::exposure_problem(&config) {
+                eprintln!("opswatch: {why}");
+                return ExitCode::from(2);
+            }
             let source = crate::daemon::serve::Source {
                 path: config_path,
                 listen_override: listen,
             };
-            match crate::daemon::serve::run(with_listen(config, listen), Some(source)).await {
+            match crate::daemon::serve::run(config, Some(source)).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("opswatch: {e}");
@@ -233,7 +239,9 @@ async fn run(command: Command, config: Config, config_path: Option<PathBuf>) -> 
         Command::Db {
             command: DbCommand::Vacuum,
         } => crate::cli::vacuum::run(config).await,
-        Command::User { .. } => not_built("user hash"),
+        Command::User {
+            command: UserCommand::Hash,
+        } => user_hash::run(),
         Command::Completions { shell } => generate::completions(shell),
         Command::Man => generate::man(),
     }
@@ -244,9 +252,4 @@ fn with_listen(mut config: Config, listen: Option<std::net::SocketAddr>) -> Conf
         config.server.listen = addr;
     }
     config
-}
-
-fn not_built(what: &str) -> ExitCode {
-    eprintln!("opswatch {what}: not built yet");
-    ExitCode::from(3)
 }

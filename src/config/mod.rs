@@ -14,6 +14,7 @@
 mod duration;
 mod error;
 mod expand;
+mod net;
 mod reports_schema;
 mod schedule;
 mod schema;
@@ -27,6 +28,7 @@ use toml::de::{DeTable, DeValue};
 
 pub use duration::{DurationError, HumanDuration};
 pub use error::{ConfigError, Problem};
+pub use net::IpRange;
 pub use reports_schema::*;
 pub use schedule::Schedule;
 pub use schema::*;

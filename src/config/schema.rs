@@ -89,10 +89,14 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// How long shutdown waits for in-flight requests and jobs before it gives up on them.
     pub shutdown_grace: HumanDuration,
-    /// The dashboard's address as the operator reaches it (`https://ops.example.com`):
-    /// report messages link to their page there.
+    /// The address operators reach the dashboard at (`https://ops.example.com`). An `https`
+    /// URL marks the session cookie `Secure`; its origin is accepted as same-origin on forms.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
+    /// Reverse proxies whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed (addresses or
+    /// CIDR blocks). Anyone else could forge them to dodge the login rate limit.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<super::IpRange>,
 }
 
 impl Default for ServerConfig {
@@ -101,6 +105,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
             shutdown_grace: HumanDuration::from_secs(10),
             public_url: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -471,13 +476,35 @@ impl Default for VacuumConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<UserConfig>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tokens: Vec<TokenConfig>,
+    /// Serve a non-loopback listen with neither users nor tokens (anyone who can reach the
+    /// port sees everything); without it such a config refuses to start.
+    pub allow_anonymous: bool,
+    /// `/metrics` without a token even when tokens are configured.
+    pub public_metrics: bool,
+    /// A session unused this long ends.
+    pub session_idle: HumanDuration,
+    /// A session ends this long after the login, used or not.
+    pub session_lifetime: HumanDuration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            users: Vec::new(),
+            tokens: Vec::new(),
+            allow_anonymous: false,
+            public_metrics: false,
+            session_idle: HumanDuration::from_secs(12 * 3600),
+            session_lifetime: HumanDuration::from_secs(7 * 86_400),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -464,6 +464,19 @@ fn database(c: &Config, found: &mut Found) {
 }
 
 fn auth(c: &Config, found: &mut Found) {
+    if let Some(u) = &c.server.public_url {
+        check_http_url(found, "server.public_url", u);
+    }
+    if c.auth.session_idle.get() < std::time::Duration::from_secs(60) {
+        push(found, "auth.session_idle", "must be at least 1m");
+    }
+    if c.auth.session_lifetime.get() < c.auth.session_idle.get() {
+        push(
+            found,
+            "auth.session_lifetime",
+            "must be at least auth.session_idle",
+        );
+    }
     let mut names = HashSet::new();
     for (i, u) in c.auth.users.iter().enumerate() {
         check_name(found, &format!("auth.users[{i}].name"), &u.name, &mut names);

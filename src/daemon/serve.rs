@@ -82,6 +82,11 @@ pub async fn run_app(
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
     let grace = app.config.server.shutdown_grace.get();
+    if !app.config.auth.users.is_empty() {
+        // The dummy hash for unknown users costs one hash: pay it now, not in the first login.
+        let passwords = app.auth.passwords.clone();
+        tokio::task::spawn_blocking(move || passwords.warm_up());
+    }
     // One probe and one heartbeat before the first request, so /health is right from the
     // start (a pinger must never see a false 503 while opswatch boots).
     probe_store(&app).await;

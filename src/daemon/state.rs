@@ -34,6 +34,8 @@ pub struct App {
     pub clock: crate::daemon::clock::Clock,
     /// Asks the running `serve` to re-read its config (`POST /api/v1/reload`, like SIGHUP).
     pub reload: crate::daemon::reload::Handle,
+    /// API token digests and the bounded password checker.
+    pub auth: crate::web::auth::Auth,
 }
 
 impl AppState {
@@ -42,7 +44,16 @@ impl AppState {
     }
 
     /// An app whose time comes from `clock` (tests pass a manual one).
-    pub fn with_clock(config: Config, store: Store, clock: crate::daemon::clock::Clock) -> Self {
+    pub fn with_clock(
+        mut config: Config,
+        store: Store,
+        clock: crate::daemon::clock::Clock,
+    ) -> Self {
+        // Only the tokens' digests stay in memory (`auth`): the plain tokens are dropped here.
+        let auth = crate::web::auth::Auth::from_config(&config);
+        for t in &mut config.auth.tokens {
+            t.token = crate::config::Secret::new("");
+        }
         let backend = match store.backend() {
             Backend::Sqlite => "sqlite",
             Backend::Postgres => "postgres",
@@ -59,12 +70,17 @@ impl AppState {
             outbox_wake: tokio::sync::watch::Sender::new(0),
             clock,
             reload: Default::default(),
+            auth,
         }))
     }
 
     /// The state of a reloaded config: everything that outlives a config (the store, health,
     /// metrics, live readings, the outbox wake-up, the reload handle) is shared with `self`.
-    pub fn with_config(&self, config: Config) -> Self {
+    pub fn with_config(&self, mut config: Config) -> Self {
+        let auth = crate::web::auth::Auth::from_config(&config);
+        for t in &mut config.auth.tokens {
+            t.token = crate::config::Secret::new("");
+        }
         Self(Arc::new(App {
             channels: crate::notify::channel_names(&config),
             config,
@@ -77,6 +93,7 @@ impl AppState {
             outbox_wake: self.outbox_wake.clone(),
             reload: self.reload.clone(),
             clock: self.clock.clone(),
+            auth,
         }))
     }
 }

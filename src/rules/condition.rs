@@ -13,7 +13,9 @@ use crate::store::{ConditionUpdate, NewAlert, WarningSeen};
 
 use super::silence::{Subject, is_silenced};
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     #[default]

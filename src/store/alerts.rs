@@ -118,7 +118,7 @@ pub struct Claimed {
 }
 
 /// One delivery's state, as the API shows it.
-#[derive(Debug, Clone, FromRow, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, FromRow, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct DeliveryRow {
     #[serde(skip)]
     pub alert_id: i64,
@@ -131,7 +131,7 @@ pub struct DeliveryRow {
 }
 
 /// An alert of the log with its deliveries.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LoggedAlert {
     #[serde(flatten)]
     pub alert: Alert,

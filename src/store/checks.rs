@@ -20,7 +20,7 @@ pub struct CheckRow {
 }
 
 /// One stored probe result.
-#[derive(Debug, Clone, FromRow, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, FromRow, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct ResultRow {
     pub at_ms: i64,
     pub ok: bool,

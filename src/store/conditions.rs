@@ -44,7 +44,7 @@ pub struct DigestItem {
     pub active: bool,
 }
 
-#[derive(Debug, Clone, FromRow, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, FromRow, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SilenceRow {
     pub id: i64,
     pub check_name: Option<String>,

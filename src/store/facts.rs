@@ -91,7 +91,7 @@ decode_as_word!(crate::checks::CheckKind);
 pub(crate) use stored_word;
 
 /// Where an up/down check stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckState {
     /// Not probed yet.
@@ -107,7 +107,7 @@ stored_word!(CheckState, "check state", {
 });
 
 /// Where one delivery of an alert to one channel stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DeliveryState {
     /// Waiting for its (next) attempt.

@@ -35,6 +35,7 @@ mod reports;
 pub mod rollups;
 mod samples;
 pub mod series;
+mod sessions;
 
 pub use alerts::*;
 pub use checks::*;
@@ -47,6 +48,7 @@ pub use report_queries::*;
 pub use report_state::*;
 pub use reports::*;
 pub use samples::*;
+pub use sessions::*;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,

@@ -18,7 +18,7 @@ pub struct NewReport<'a> {
 }
 
 /// One line of the report list.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ReportSummary {
     pub id: i64,
     pub host: String,
@@ -28,7 +28,7 @@ pub struct ReportSummary {
 }
 
 /// A whole stored report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StoredReport {
     pub id: i64,
     pub host: String,
@@ -36,6 +36,8 @@ pub struct StoredReport {
     pub created_ms: i64,
     pub occurrence_ms: Option<i64>,
     pub summary: String,
+    /// What was gathered, as the report kind shapes it.
+    #[schema(value_type = Object)]
     pub body: serde_json::Value,
     pub text: String,
 }

@@ -9,7 +9,7 @@ use super::{Store, on_reader, on_writer};
 /// min and max kept, so a spike stays visible.
 pub const MAX_POINTS: i64 = 500;
 
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Point {
     /// Time of the earliest sample or roll-up bucket in the point, unix ms.
     pub at_ms: i64,

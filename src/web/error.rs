@@ -16,10 +16,14 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
-    #[error("missing or unknown API token")]
+    #[error("missing or unknown API token, and no dashboard session")]
     Unauthorized,
     #[error("this token may only read")]
     Forbidden,
+    #[error("a request with a session must come from an opswatch page and carry its X-CSRF-Token")]
+    CsrfRefused,
+    #[error("{0}")]
+    MethodNotAllowed(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -30,7 +34,8 @@ impl ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::CsrfRefused => StatusCode::FORBIDDEN,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -41,6 +46,8 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
+            Self::CsrfRefused => "csrf",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::Internal(_) => "internal",
         }
     }
@@ -73,4 +80,82 @@ pub async fn api_not_found(
     axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
 ) -> ApiError {
     ApiError::NotFound(format!("no API route {}", uri.path()))
+}
+
+/// The shape of every error answer, for the OpenAPI document.
+#[derive(utoipa::ToSchema)]
+#[expect(
+    dead_code,
+    reason = "a schema only: answers are built by `ApiError::into_response`"
+)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "a schema only")]
+pub struct ErrorDetail {
+    /// Stable: `bad_request`, `not_found`, `unauthorized`, `forbidden`, `csrf`,
+    /// `method_not_allowed`, `internal`.
+    code: String,
+    /// What was wrong, for a person.
+    message: String,
+}
+
+/// The error answers every API route may give (for `responses(...)` in `#[utoipa::path]`).
+pub struct ApiErrors;
+
+impl utoipa::IntoResponses for ApiErrors {
+    fn responses()
+    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        [
+            ("400", "bad input: the message says what to write instead"),
+            ("401", "missing or unknown token, and no session"),
+            (
+                "403",
+                "a read token on a write route, or a session write without the anti-CSRF token",
+            ),
+            ("404", "no such resource, or an unknown `host`"),
+            ("405", "wrong method; `Allow` lists the right ones"),
+        ]
+        .into_iter()
+        .map(|(status, description)| {
+            let response = ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build();
+            (status.to_owned(), response.into())
+        })
+        .collect()
+    }
+}
+
+/// Turns axum's empty 405 (wrong method on a known route) into the API's JSON error, keeping
+/// its `Allow` header.
+pub async fn json_method_not_allowed(
+    response: axum::response::Response,
+) -> axum::response::Response {
+    if response.status() != StatusCode::METHOD_NOT_ALLOWED
+        || response
+            .headers()
+            .contains_key(axum::http::header::CONTENT_TYPE)
+    {
+        return response;
+    }
+    let allow = response.headers().get(axum::http::header::ALLOW).cloned();
+    let message = match allow.as_ref().and_then(|a| a.to_str().ok()) {
+        Some(a) => format!("this route answers {a} only"),
+        None => "this route does not answer that method".to_owned(),
+    };
+    let mut json = ApiError::MethodNotAllowed(message).into_response();
+    if let Some(a) = allow {
+        json.headers_mut().insert(axum::http::header::ALLOW, a);
+    }
+    json
 }

@@ -22,11 +22,23 @@ use crate::daemon::state::AppState;
 pub fn router(app: AppState) -> Router {
     Router::new()
         .route("/health", get(health::health))
-        .route("/metrics", get(metrics::metrics))
+        .route(
+            "/metrics",
+            get(metrics::metrics).route_layer(axum::middleware::from_fn_with_state(
+                app.clone(),
+                auth::require_metrics_token,
+            )),
+        )
+        .merge(auth::login::routes())
         .nest("/api/v1", api::routes(&app))
         .merge({
             dashboard::set_host_name(&app.config.host);
-            dashboard::pages()
+            // With [[auth.users]] every page needs a session (303 to /login) and every form
+            // its anti-CSRF token; without users they are open, cross-origin posts refused.
+            dashboard::pages().layer(axum::middleware::from_fn_with_state(
+                app.clone(),
+                crate::web::auth::require_session_for_pages,
+            ))
         })
         .merge(dashboard::public())
         .route_layer(axum::middleware::from_fn_with_state(

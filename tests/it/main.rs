@@ -4,6 +4,7 @@
 mod support;
 
 mod alerting;
+mod api_auth;
 mod browser;
 mod config_errors;
 mod dashboard;
@@ -20,6 +21,7 @@ mod host_metrics;
 mod hostile_clients;
 mod https_checks;
 mod locked_store;
+mod login;
 mod metrics_format;
 mod pm2_real;
 mod pm2_socket;

@@ -93,8 +93,10 @@ async fn api_errors_are_json_with_a_4xx_and_tokens_are_enforced() {
         (status, body["error"]["code"].as_str()),
         (StatusCode::NOT_FOUND, Some("not_found"))
     );
-    // /health and /metrics never need a token.
+    // /health never needs a token; /metrics does once tokens are configured (issue 15).
     let (status, _) = call(&app, "GET", "/metrics", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = call(&app, "GET", "/metrics", Some("reader-token-123")).await;
     assert_eq!(status, StatusCode::OK);
 }
 

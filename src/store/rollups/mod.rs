@@ -121,7 +121,7 @@ pub fn parse_chart_range(name: &str) -> Result<i64, String> {
 }
 
 /// Where a chart's data comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Tier {
     Raw,
@@ -197,7 +197,7 @@ pub struct SeriesChart {
 }
 
 /// One point of a check chart.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CheckPoint {
     pub at_ms: i64,
     pub total: i64,
@@ -208,7 +208,7 @@ pub struct CheckPoint {
     pub latency_max: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CheckChart {
     pub tier: Tier,
     pub bucket_ms: i64,
@@ -216,7 +216,7 @@ pub struct CheckChart {
 }
 
 /// Uptime and latency of a check over a range.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CheckSummary {
     pub tier: Tier,
     pub total: i64,
@@ -229,7 +229,7 @@ pub struct CheckSummary {
     pub percentiles_exact: bool,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct LatencySummary {
     pub n: i64,
     pub min: Option<i64>,

@@ -2,25 +2,54 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde_json::{Value, json};
+use serde::Serialize;
 
-use super::params::{ApiQuery, WindowParams};
+use super::params::{ApiQuery, WindowParams, next_page};
 use crate::daemon::state::AppState;
-use crate::store::now_ms;
-use crate::web::error::ApiError;
+use crate::store::{LoggedAlert, now_ms};
+use crate::web::error::{ApiError, ApiErrors};
 
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AlertList {
+    since_ms: i64,
+    until_ms: i64,
+    limit: i64,
+    /// True when `limit` was lowered to the maximum.
+    limit_clamped: bool,
+    /// URL of the next (older) page; absent on the last one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+    /// Newest first: the alert (id, severity, source, kind, title, value, threshold, hint,
+    /// body, created_ms), whether a silence muted it, and its delivery per channel.
+    alerts: Vec<LoggedAlert>,
+}
+
+/// The alert log, newest first, with each alert's delivery per channel.
+#[utoipa::path(get, path = "/alerts", operation_id = "list_alerts", tag = "alerts", params(WindowParams),
+    responses((status = 200, body = AlertList), ApiErrors))]
 pub async fn list(
     State(app): State<AppState>,
     ApiQuery(params): ApiQuery<WindowParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AlertList>, ApiError> {
     let window = params.parse(now_ms())?;
     let alerts = app
         .store
         .list_alerts(window.since_ms, window.until_ms, window.limit)
         .await?;
-    Ok(Json(json!({
-        "since_ms": window.since_ms,
-        "until_ms": window.until_ms,
-        "alerts": alerts,
-    })))
+    let oldest = alerts.last().map(|a| a.alert.created_ms);
+    let next = next_page(
+        "/alerts",
+        &window,
+        params.host.as_deref(),
+        alerts.len(),
+        oldest,
+    );
+    Ok(Json(AlertList {
+        since_ms: window.since_ms,
+        until_ms: window.until_ms,
+        limit: window.limit,
+        limit_clamped: window.clamped,
+        next,
+        alerts,
+    }))
 }

@@ -18,6 +18,9 @@ use crate::web::error::ApiError;
 /// Longest id accepted: an id is a key, not a document.
 const MAX_ID_CHARS: usize = 200;
 
+/// The app's disputes (from the SQL source and from POSTs), newest first.
+#[utoipa::path(get, path = "/disputes", operation_id = "list_disputes", tag = "disputes", params(WindowParams),
+    responses((status = 200, description = "`disputes`: id, source, fields, created_ms, alert_id", body = Object), crate::web::error::ApiErrors))]
 pub async fn list(
     State(app): State<AppState>,
     ApiQuery(params): ApiQuery<WindowParams>,
@@ -41,6 +44,12 @@ pub async fn list(
 
 /// The body is read as bytes and parsed here, so that every malformed body (not JSON, no
 /// content type, not an object, no usable id) is the API's JSON 400.
+/// Records a dispute posted by the app (idempotent on its `id`) and alerts it once.
+#[utoipa::path(post, path = "/disputes", operation_id = "create_dispute", tag = "disputes",
+    request_body(content = Object, description = "a JSON object with `id` (string or integer) and any other fields", content_type = "application/json"),
+    responses((status = 201, description = "a new dispute: alerted", body = Object),
+              (status = 200, description = "already known: not alerted again", body = Object),
+              crate::web::error::ApiErrors))]
 pub async fn create(
     State(app): State<AppState>,
     body: Bytes,

@@ -8,6 +8,9 @@ use serde_json::{Value, json};
 use crate::daemon::state::AppState;
 use crate::web::error::ApiError;
 
+/// Every scheduled job: its schedule, last run, last outcome and next run.
+#[utoipa::path(get, path = "/jobs", operation_id = "list_jobs", tag = "jobs",
+    responses((status = 200, description = "`jobs`: name, schedule, last run, outcome, next run", body = Object), crate::web::error::ApiErrors))]
 pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
     let host = crate::reports::this_host();
     let last = app.store.latest_job_runs(&host).await?;

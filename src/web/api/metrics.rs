@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::params::ApiQuery;
 use crate::daemon::state::AppState;
 use crate::store::{now_ms, series};
-use crate::web::error::ApiError;
+use crate::web::error::{ApiError, ApiErrors};
 
 /// How many series of one answer are read at once (SQLite's read pool has four connections).
 const SERIES_AT_ONCE: usize = 4;
@@ -27,17 +27,40 @@ const FAMILIES: &[(&str, &[&str])] = &[
     ("appdb", &["appdb."]),
 ];
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RangeParams {
+    /// `1h`, `6h`, `24h` (default), `7d`, `30d`, `90d` or `1y`.
+    #[param(pattern = "^(1h|6h|24h|7d|30d|90d|1y)$")]
     range: Option<String>,
+    /// Only this host's facts; an unknown host is 404.
+    host: Option<String>,
 }
 
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct SeriesAnswer {
+    metric: String,
+    range: String,
+    since_ms: i64,
+    until_ms: i64,
+    /// One entry per series: `{"name": ..., "points": ...}`, points from the finest tier that
+    /// covers the range.
+    #[schema(value_type = Vec<Object>)]
+    series: Vec<Value>,
+}
+
+/// Chart data of a host metric family (`disk`, `inodes`, `memory`, `swap`, `load`, `pm2`) or
+/// of one series by its full name (`disk.used_pct:/`).
+#[utoipa::path(get, path = "/metrics/{metric}", operation_id = "get_metric_series", tag = "metrics",
+    params(("metric" = String, Path, description = "family or series name"), RangeParams),
+    responses((status = 200, body = SeriesAnswer), ApiErrors))]
 pub async fn series(
     State(app): State<AppState>,
     Path(metric): Path<String>,
     ApiQuery(params): ApiQuery<RangeParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SeriesAnswer>, ApiError> {
+    super::params::check_host(params.host.as_deref())?;
     let range = params.range.as_deref().unwrap_or("24h");
     let span = crate::store::rollups::parse_chart_range(range)
         .map_err(|why| ApiError::BadRequest(format!("`range` {why}")))?;
@@ -82,11 +105,11 @@ pub async fn series(
         .buffered(SERIES_AT_ONCE)
         .try_collect()
         .await?;
-    Ok(Json(json!({
-        "metric": metric,
-        "range": range,
-        "since_ms": since,
-        "until_ms": until,
-        "series": series,
-    })))
+    Ok(Json(SeriesAnswer {
+        metric,
+        range: range.to_owned(),
+        since_ms: since,
+        until_ms: until,
+        series,
+    }))
 }

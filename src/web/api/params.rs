@@ -37,13 +37,31 @@ impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for ApiJ
     }
 }
 
-/// `since`, `until`, `limit` as written by a client.
-#[derive(Debug, Deserialize, Default)]
+/// `since`, `until`, `limit` (and `host`) as written by a client.
+#[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct WindowParams {
+    /// Start of the window (inclusive): unix ms, RFC 3339, or a duration ago (`24h`).
+    /// Default: 24 hours before `until`.
     pub since: Option<String>,
+    /// End of the window (exclusive), same forms. Default: now.
     pub until: Option<String>,
+    /// Rows per answer, 1 to 1000 (default 100); more is clamped to 1000 and the answer
+    /// says so (`limit_clamped`).
+    #[param(pattern = "^[0-9]+$")]
     pub limit: Option<String>,
+    /// Only this host's facts; an unknown host is 404.
+    pub host: Option<String>,
+}
+
+/// `?host=` alone, for routes without other parameters.
+#[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct HostParams {
+    /// Only this host's facts; an unknown host is 404.
+    pub host: Option<String>,
 }
 
 pub const MAX_LIMIT: i64 = 1000;
@@ -54,6 +72,25 @@ pub struct Window {
     pub since_ms: i64,
     pub until_ms: i64,
     pub limit: i64,
+    /// The client asked for more than [`MAX_LIMIT`] rows and got `limit`.
+    pub clamped: bool,
+}
+
+/// This instance's host name: the `host` a fact carries. The configured top-level `host`
+/// replaces it when that key lands (a concurrent issue); until then the machine's hostname.
+pub fn this_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// `Ok` when `host` is absent or names a host this store knows; 404 otherwise.
+pub fn check_host(host: Option<&str>) -> Result<(), ApiError> {
+    match host {
+        None => Ok(()),
+        Some(h) if h == this_host() => Ok(()),
+        Some(h) => Err(ApiError::NotFound(format!("no host named {h:?}"))),
+    }
 }
 
 impl WindowParams {
@@ -72,10 +109,16 @@ impl WindowParams {
                 "`since` must be before `until`".to_owned(),
             ));
         }
-        let limit = match &self.limit {
-            None => 100,
+        check_host(self.host.as_deref())?;
+        let (limit, clamped) = match &self.limit {
+            None => (100, false),
             Some(v) => match v.parse::<i64>() {
-                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => (n, false),
+                Ok(n) if n > MAX_LIMIT => (MAX_LIMIT, true),
+                // Larger than i64: clamped all the same.
+                Err(_) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
+                    (MAX_LIMIT, true)
+                }
                 _ => {
                     return Err(ApiError::BadRequest(format!(
                         "`limit` must be a whole number from 1 to {MAX_LIMIT}, not {v:?}"
@@ -87,8 +130,35 @@ impl WindowParams {
             since_ms,
             until_ms,
             limit,
+            clamped,
         })
     }
+}
+
+/// The `next` of a list answer: the URL of the following (older) page when this one is full.
+/// Lists are newest first, so the next page is the same window ending (exclusively) at the
+/// oldest row shown. Rows of one list never share a time in practice (one check's results
+/// are seconds apart; alerts and reports are ids in time order).
+pub fn next_page(
+    path: &str,
+    window: &Window,
+    host: Option<&str>,
+    rows: usize,
+    oldest_ms: Option<i64>,
+) -> Option<String> {
+    let oldest = oldest_ms?;
+    if (rows as i64) < window.limit || oldest <= window.since_ms {
+        return None;
+    }
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    query
+        .append_pair("since", &window.since_ms.to_string())
+        .append_pair("until", &oldest.to_string())
+        .append_pair("limit", &window.limit.to_string());
+    if let Some(h) = host {
+        query.append_pair("host", h);
+    }
+    Some(format!("/api/v1{path}?{}", query.finish()))
 }
 
 /// A point in time: unix epoch milliseconds, an RFC 3339 time, or a duration meaning "that
@@ -118,6 +188,7 @@ mod tests {
             since: since.map(str::to_owned),
             until: until.map(str::to_owned),
             limit: limit.map(str::to_owned),
+            host: None,
         }
     }
 
@@ -141,12 +212,25 @@ mod tests {
     }
 
     #[test]
+    fn clamps_a_limit_over_the_maximum() {
+        for big in ["1001", "99999999999999999999999"] {
+            let w = params(None, None, Some(big))
+                .parse(1_800_000_000_000)
+                .unwrap();
+            assert_eq!((w.limit, w.clamped), (MAX_LIMIT, true), "{big}");
+        }
+        let w = params(None, None, Some("1000"))
+            .parse(1_800_000_000_000)
+            .unwrap();
+        assert_eq!((w.limit, w.clamped), (1000, false));
+    }
+
+    #[test]
     fn refuses_bad_input() {
         let now = 1_800_000_000_000;
         for p in [
             params(Some("yesterday"), None, None),
             params(None, None, Some("0")),
-            params(None, None, Some("1001")),
             params(None, None, Some("ten")),
             params(Some("2000"), Some("1000"), None),
         ] {

@@ -11,6 +11,11 @@ use serde_json::json;
 use crate::daemon::reload::Refused;
 use crate::daemon::state::AppState;
 
+/// Re-reads the config file (like SIGHUP); an invalid file keeps the running config.
+#[utoipa::path(post, path = "/reload", operation_id = "reload_config", tag = "meta",
+    responses((status = 200, description = "`reloaded`: whether anything changed", body = Object),
+              (status = 422, description = "the new config is invalid: each problem with file, key and reason", body = crate::web::error::ErrorBody),
+              crate::web::error::ApiErrors))]
 pub async fn reload(State(app): State<AppState>) -> Response {
     match app.reload.request().await {
         Ok(applied) => (StatusCode::OK, Json(json!({ "reloaded": applied }))).into_response(),

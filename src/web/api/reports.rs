@@ -2,40 +2,71 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use serde_json::{Value, json};
+use serde::Serialize;
 
-use super::params::{ApiQuery, WindowParams};
+use super::params::{ApiQuery, HostParams, WindowParams, check_host, next_page};
 use crate::daemon::state::AppState;
-use crate::store::now_ms;
-use crate::web::error::ApiError;
+use crate::store::{ReportSummary, StoredReport, now_ms};
+use crate::web::error::{ApiError, ApiErrors};
 
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ReportList {
+    since_ms: i64,
+    until_ms: i64,
+    limit: i64,
+    limit_clamped: bool,
+    /// URL of the next (older) page; absent on the last one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+    /// Newest first: id, host, kind, created_ms, summary.
+    reports: Vec<ReportSummary>,
+}
+
+/// Stored reports, newest first.
+#[utoipa::path(get, path = "/reports", operation_id = "list_reports", tag = "reports", params(WindowParams),
+    responses((status = 200, body = ReportList), ApiErrors))]
 pub async fn list(
     State(app): State<AppState>,
     ApiQuery(params): ApiQuery<WindowParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ReportList>, ApiError> {
     let window = params.parse(now_ms())?;
     let reports = app
         .store
         .list_reports(window.since_ms, window.until_ms, window.limit)
         .await?;
-    Ok(Json(json!({
-        "since_ms": window.since_ms,
-        "until_ms": window.until_ms,
-        "reports": reports,
-    })))
+    let oldest = reports.last().map(|r| r.created_ms);
+    let next = next_page(
+        "/reports",
+        &window,
+        params.host.as_deref(),
+        reports.len(),
+        oldest,
+    );
+    Ok(Json(ReportList {
+        since_ms: window.since_ms,
+        until_ms: window.until_ms,
+        limit: window.limit,
+        limit_clamped: window.clamped,
+        next,
+        reports,
+    }))
 }
 
+/// One whole report: what was gathered (`body`) and what was sent (`text`).
+#[utoipa::path(get, path = "/reports/{id}", operation_id = "get_report", tag = "reports",
+    params(("id" = i64, Path, description = "report id"), HostParams),
+    responses((status = 200, body = StoredReport), ApiErrors))]
 pub async fn one(
     State(app): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    ApiQuery(params): ApiQuery<HostParams>,
+) -> Result<Json<StoredReport>, ApiError> {
+    check_host(params.host.as_deref())?;
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::BadRequest(format!("report id {id:?} is not a number")))?;
     match app.store.find_report(id).await? {
-        Some(report) => Ok(Json(
-            serde_json::to_value(report).map_err(anyhow::Error::from)?,
-        )),
+        Some(report) => Ok(Json(report)),
         None => Err(ApiError::NotFound(format!("no report {id}"))),
     }
 }

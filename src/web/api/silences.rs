@@ -6,22 +6,26 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::params::{ApiJson, parse_time};
+use super::params::{ApiJson, ApiQuery, HostParams, check_host, parse_time};
 use crate::config::HumanDuration;
 use crate::daemon::state::AppState;
 use crate::rules::alert::Severity;
 use crate::store::NewSilence;
+use crate::store::SilenceRow;
 use crate::web::auth::Caller;
-use crate::web::error::ApiError;
+use crate::web::error::{ApiError, ApiErrors};
 
 /// Longest silence the API accepts: a forgotten silence should not hide alerts for years.
 const MAX_SILENCE_MS: i64 = 90 * 86_400_000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SilenceRequest {
+    /// Check or source name; a trailing `*` matches a prefix. Left out: any.
     check: Option<String>,
+    /// Check kind (`http`, `system`, `pm2`, ...). Left out: any.
     kind: Option<String>,
+    /// `critical`, `warning`, `info` or `resolved`. Left out: any.
     severity: Option<String>,
     /// Start (default now): unix ms or RFC 3339.
     starts: Option<String>,
@@ -32,11 +36,29 @@ pub struct SilenceRequest {
     comment: String,
 }
 
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct SilenceCreated {
+    /// id, check_name, kind, severity, starts_ms, ends_ms, comment, created_by, created_ms.
+    silence: SilenceRow,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct SilenceList {
+    /// Silences made through the API that have not ended.
+    silences: Vec<SilenceRow>,
+    /// `[[silence]]` blocks of the config, with whether each is active now.
+    #[schema(value_type = Vec<Object>)]
+    configured: Vec<Value>,
+}
+
+/// Mutes matching alerts for a while (write scope).
+#[utoipa::path(post, path = "/silences", operation_id = "create_silence", tag = "silences", request_body = SilenceRequest,
+    responses((status = 201, body = SilenceCreated), ApiErrors))]
 pub async fn create(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiJson(req): ApiJson<SilenceRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<SilenceCreated>), ApiError> {
     let now = app.clock.now_ms();
     let starts_ms = match &req.starts {
         Some(s) => parse_time("starts", s, now)?,
@@ -93,10 +115,17 @@ pub async fn create(
             now,
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(json!({ "silence": silence }))))
+    Ok((StatusCode::CREATED, Json(SilenceCreated { silence })))
 }
 
-pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// Current and future silences, and the configured ones.
+#[utoipa::path(get, path = "/silences", operation_id = "list_silences", tag = "silences", params(HostParams),
+    responses((status = 200, body = SilenceList), ApiErrors))]
+pub async fn list(
+    State(app): State<AppState>,
+    ApiQuery(params): ApiQuery<HostParams>,
+) -> Result<Json<SilenceList>, ApiError> {
+    check_host(params.host.as_deref())?;
     let now = app.clock.now_ms();
     let at = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(now)
         .unwrap_or_else(chrono::Utc::now);
@@ -113,11 +142,16 @@ pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> 
         })
         .collect();
     let stored = app.store.current_silences(now).await?;
-    Ok(Json(
-        json!({ "silences": stored, "configured": configured }),
-    ))
+    Ok(Json(SilenceList {
+        silences: stored,
+        configured,
+    }))
 }
 
+/// Ends a silence now (write scope).
+#[utoipa::path(delete, path = "/silences/{id}", operation_id = "expire_silence", tag = "silences",
+    params(("id" = i64, Path, description = "silence id")),
+    responses((status = 204, description = "ended"), ApiErrors))]
 pub async fn expire(
     State(app): State<AppState>,
     Path(id): Path<String>,

@@ -122,6 +122,8 @@ pub struct AlertsPage {
     configured: Vec<ConfiguredSilence>,
     error: String,
     form: SilenceForm,
+    /// The session's anti-CSRF token for the forms (empty without login).
+    csrf: String,
 }
 
 fn matcher(check: Option<&str>, kind: Option<&str>, severity: Option<&str>) -> String {
@@ -142,7 +144,12 @@ fn matcher(check: Option<&str>, kind: Option<&str>, severity: Option<&str>) -> S
     }
 }
 
-async fn render(app: &AppState, error: String, form: SilenceForm) -> Result<AlertsPage, PageError> {
+async fn render(
+    app: &AppState,
+    csrf: String,
+    error: String,
+    form: SilenceForm,
+) -> Result<AlertsPage, PageError> {
     let now = now_ms();
     let alerts = app
         .store
@@ -194,11 +201,26 @@ async fn render(app: &AppState, error: String, form: SilenceForm) -> Result<Aler
         configured,
         error,
         form,
+        csrf,
     })
 }
 
-pub async fn page(State(app): State<AppState>) -> Result<AlertsPage, PageError> {
-    render(&app, String::new(), SilenceForm::default()).await
+pub async fn page(
+    State(app): State<AppState>,
+    session: Option<axum::Extension<crate::web::auth::session::Session>>,
+) -> Result<AlertsPage, PageError> {
+    render(
+        &app,
+        csrf_of(session),
+        String::new(),
+        SilenceForm::default(),
+    )
+    .await
+}
+
+/// The token the page's forms carry: the session's, or none when no login is configured.
+fn csrf_of(session: Option<axum::Extension<crate::web::auth::session::Session>>) -> String {
+    session.map(|s| s.0.csrf).unwrap_or_default()
 }
 
 /// The add-silence form as posted (and echoed back when it was wrong).
@@ -276,6 +298,7 @@ fn validate(form: &SilenceForm, now: i64) -> Result<NewSilence, String> {
 /// `POST /alerts/silences`: adds a silence starting now, then back to `/alerts`.
 pub async fn add_silence(
     State(app): State<AppState>,
+    session: Option<axum::Extension<crate::web::auth::session::Session>>,
     headers: HeaderMap,
     Form(form): Form<SilenceForm>,
 ) -> Result<Response, PageError> {
@@ -290,7 +313,11 @@ pub async fn add_silence(
             app.store.create_silence(&silence, now).await?;
             Ok(Redirect::to("/alerts#silences").into_response())
         }
-        Err(why) => Ok((StatusCode::BAD_REQUEST, render(&app, why, form).await?).into_response()),
+        Err(why) => Ok((
+            StatusCode::BAD_REQUEST,
+            render(&app, csrf_of(session), why, form).await?,
+        )
+            .into_response()),
     }
 }
 

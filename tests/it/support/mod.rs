@@ -6,6 +6,7 @@ pub mod app;
 pub mod fake_telegram;
 pub mod pm2;
 pub mod target;
+pub mod web;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
