@@ -6,14 +6,13 @@ use serde_json::{Value, json};
 
 use super::params::{ApiQuery, WindowParams};
 use crate::daemon::state::AppState;
-use crate::store::now_ms;
 use crate::web::error::ApiError;
 
 pub async fn list(
     State(app): State<AppState>,
     ApiQuery(params): ApiQuery<WindowParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let window = params.parse(now_ms())?;
+    let window = params.parse(app.clock.now_ms())?;
     let reports = app
         .store
         .list_reports(window.since_ms, window.until_ms, window.limit)
