@@ -24,6 +24,27 @@ pub const MAX_SLEEP: Duration = Duration::from_secs(60);
 /// Where "now" comes from; injected so tests can move time by hand.
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
+
+    /// The longest a scheduler may sleep before reading this clock again: `None` for a clock
+    /// that moves by itself (sleep until the next occurrence), a short poll for one that a
+    /// test moves by hand (its jump is seen without waiting for the old occurrence).
+    fn max_sleep(&self) -> Option<std::time::Duration> {
+        None
+    }
+}
+
+/// The app's clock drives cron occurrences too.
+impl Clock for crate::daemon::clock::Clock {
+    fn now(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(self.now_ms()).unwrap_or_else(Utc::now)
+    }
+
+    fn max_sleep(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::System => None,
+            Self::Manual(_) => Some(std::time::Duration::from_millis(20)),
+        }
+    }
 }
 
 /// The real wall clock.

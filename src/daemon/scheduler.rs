@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Schedule;
-use crate::daemon::cron::{Clock, CronCursor, Step, SystemClock};
+use crate::daemon::cron::{Clock, CronCursor, Step};
 use crate::daemon::health::HEARTBEAT_EVERY;
 use crate::daemon::job_run::{self, RunGuard};
 use crate::daemon::state::AppState;
@@ -47,19 +47,12 @@ pub struct Job {
     pub run: JobFn,
 }
 
+#[derive(Default)]
 pub struct Scheduler {
     jobs: Vec<Job>,
-    /// The wall clock cron occurrences are read from (a hand-moved one in tests).
-    clock: Arc<dyn Clock>,
-}
-
-impl Default for Scheduler {
-    fn default() -> Self {
-        Self {
-            jobs: Vec::new(),
-            clock: Arc::new(SystemClock),
-        }
-    }
+    /// The wall clock cron occurrences are read from; the app's clock when unset, so a test
+    /// that moves the app's clock also moves cron jobs.
+    clock: Option<Arc<dyn Clock>>,
 }
 
 impl Trigger {
@@ -77,7 +70,7 @@ impl Trigger {
 
 impl Scheduler {
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
+        self.clock = Some(clock);
         self
     }
 
@@ -92,13 +85,16 @@ impl Scheduler {
     /// Starts the heartbeat and every job on `tasks`; all stop when `shutdown` is cancelled.
     pub fn spawn(self, app: &AppState, shutdown: &CancellationToken, tasks: &mut JoinSet<()>) {
         let limit = Arc::new(Semaphore::new(MAX_CONCURRENT_JOBS));
+        let clock = self
+            .clock
+            .unwrap_or_else(|| Arc::new(app.clock.clone()) as Arc<dyn Clock>);
         for job in self.jobs {
             app.jobs.register(&job.name, job.trigger.describe());
             tasks.spawn(run_job(
                 job,
                 app.clone(),
                 limit.clone(),
-                self.clock.clone(),
+                clock.clone(),
                 shutdown.clone(),
             ));
         }
@@ -184,7 +180,7 @@ async fn run_job(
                             .set_next(&job.name, cursor.next().map(|n| n.timestamp_millis()));
                         tokio::select! {
                             _ = shutdown.cancelled() => return,
-                            _ = tokio::time::sleep(wait) => {}
+                            _ = tokio::time::sleep(clock.max_sleep().map_or(wait, |cap| wait.min(cap))) => {}
                         }
                     }
                     Step::Never => {

@@ -130,13 +130,17 @@ fn system_sampler(every: Duration) -> Job {
             let sampler = sampler.clone();
             async move {
                 let started = std::time::Instant::now();
-                let snapshot = tokio::task::spawn_blocking(move || {
+                // The app's clock dates the sample, as it does every other reading: sustain
+                // windows then follow a clock a test moves.
+                let at_ms = app.clock.now_ms();
+                let mut snapshot = tokio::task::spawn_blocking(move || {
                     sampler
                         .lock()
                         .map_err(|_| anyhow::anyhow!("sampler poisoned"))?
                         .sample()
                 })
                 .await??;
+                snapshot.at_ms = at_ms;
                 observe_duration(&app, "system", "system", started);
                 app.store
                     .record_samples(snapshot.at_ms, &host_series(&snapshot))

@@ -40,7 +40,12 @@ pub fn job(check: Arc<dyn Check>) -> Job {
             let memory = memory.clone();
             let labels = labels.clone();
             Box::pin(async move {
-                let seen = check.probe().await;
+                // The app's clock, not the probe's, dates the result: reminders and the flap
+                // window then follow a clock a test moves (in production both are the system
+                // clock, read as the probe starts).
+                let started = app.clock.now_ms();
+                let mut seen = check.probe().await;
+                seen.at_ms = started;
                 app.metrics
                     .check_duration
                     .get_or_create(&labels)
@@ -54,7 +59,7 @@ pub fn job(check: Arc<dyn Check>) -> Job {
                     let what = format!("check {}: {}", check.name(), failure.text);
                     if app
                         .health
-                        .record_local_fault(crate::store::now_ms(), what.clone())
+                        .record_local_fault(app.clock.now_ms(), what.clone())
                     {
                         tracing::error!(check = %check.name(), error = %what, "a check could not run: opswatch is out of descriptors or memory");
                     }

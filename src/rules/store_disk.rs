@@ -8,7 +8,6 @@
 use std::path::Path;
 
 use crate::daemon::state::AppState;
-use crate::store::now_ms;
 
 use super::condition::{Assessment, Level, Limits, apply};
 
@@ -75,7 +74,7 @@ pub async fn evaluate(app: &AppState) -> anyhow::Result<()> {
             body: None,
             resolved_title: format!("opswatch's data dir {shown} is back to {used_pct:.0} %"),
         },
-        now_ms(),
+        app.clock.now_ms(),
     )
     .await
 }
@@ -106,7 +105,7 @@ fn watched_by_host_rules(app: &AppState, dir: &Path) -> bool {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::store::Store;
+    use crate::store::{Store, now_ms};
 
     async fn app_with_limits(warn: f64, crit: f64) -> (AppState, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();

@@ -34,4 +34,5 @@ mod silences;
 mod spine;
 mod tcp_checks;
 mod telegram_channel;
+mod updown_in_time;
 mod vacuum;

@@ -1,12 +1,14 @@
-//! PM2 apps as an operator runs them, watched by the real binary: a stable app, a
+//! PM2 apps as an operator runs them (a real PM2 daemon), watched by opswatch in process: a stable app, a
 //! crash-looping app and a stopped app give exactly the right alerts, and restart warnings
 //! arrive in the digest rather than one by one.
 
 use std::time::Duration;
 
+use crate::support::app::spawn_app;
 use crate::support::fake_telegram::FakeTelegram;
 use crate::support::pm2::{KillDaemon, pm2, pm2_available};
-use crate::support::{Opswatch, sqlite_url, telegram_config, wait_for_texts, write};
+use crate::support::{sqlite_url, telegram_config, write};
+use opswatch::daemon::clock::Clock;
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -54,10 +56,11 @@ schedule = "*/15 * * * * *"
         head = telegram_config(&sqlite_url(dir.path()), &fake),
         home = home.display(),
     );
-    let app = Opswatch::start_with_config(dir.path(), &config);
+    // The system clock: the crash loop really happens in time.
+    let app = spawn_app(dir.path(), &config, Clock::System).await;
 
     // Crash loop: > 5 restarts within 5 min; stopped app: critical at once; both exactly once.
-    wait_for_texts(&fake, &app, Duration::from_secs(90), |t| {
+    app.wait_for_texts(&fake, Duration::from_secs(90), |t| {
         t.iter().any(|m| m.contains("crasher is crash-looping"))
             && t.iter().any(|m| m.contains("idle is stopped"))
             && t.iter().any(|m| m.contains("crasher restarted"))
@@ -116,4 +119,5 @@ schedule = "*/15 * * * * *"
             .all(|a| a.get("pm2_env").is_none() && a.get("env").is_none()),
         "environment leaked"
     );
+    app.stop().await;
 }

@@ -3,15 +3,17 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::support::app::{TestApp, spawn_app};
 use crate::support::fake_telegram::FakeTelegram;
 use crate::support::target::Target;
-use crate::support::{Opswatch, eventually, sqlite_url, telegram_config, wait_for_texts};
+use crate::support::{Opswatch, eventually, sqlite_url, telegram_config};
+use opswatch::daemon::clock::Clock;
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 
-/// Starts opswatch in `dir` on check "api" of `target`, alerting through `fake`, plus `extra`.
-fn start(dir: &Path, fake: &FakeTelegram, target: &Target, extra: &str) -> Opswatch {
-    let config = format!(
+/// The config of check "api" of `target` in `dir`, alerting through `fake`, plus `extra`.
+fn config(dir: &Path, fake: &FakeTelegram, target: &Target, extra: &str) -> String {
+    format!(
         r#"{head}[pm2]
 enabled = false
 [[http]]
@@ -23,11 +25,15 @@ failures = 2
 "#,
         head = telegram_config(&sqlite_url(dir), fake),
         url = target.url(),
-    );
-    Opswatch::start_with_config(dir, &config)
+    )
 }
 
-async fn alerts(app: &Opswatch) -> Vec<Value> {
+/// Starts the opswatch binary on [`config`]: for what needs its log.
+fn start(dir: &Path, fake: &FakeTelegram, target: &Target, extra: &str) -> Opswatch {
+    Opswatch::start_with_config(dir, &config(dir, fake, target, extra))
+}
+
+async fn alerts(app: &TestApp) -> Vec<Value> {
     let body = app.get_json("/api/v1/alerts").await;
     body["alerts"].as_array().cloned().unwrap_or_default()
 }
@@ -78,7 +84,9 @@ async fn a_maintenance_window_records_the_critical_and_its_resolved_but_sends_ne
          [[http]]\nname = \"canary\"\nurl = \"{}\"\nevery = \"1s\"\nfailures = 2\n",
         canary.url()
     );
-    let app = start(dir.path(), &fake, &target, &extra);
+    // In process: nothing here needs a process of its own, and the test can drain the outbox.
+    let config = config(dir.path(), &fake, &target, &extra);
+    let app = spawn_app(dir.path(), &config, Clock::System).await;
 
     let down = eventually(Duration::from_secs(20), || async {
         alerts(&app)
@@ -120,16 +128,18 @@ async fn a_maintenance_window_records_the_critical_and_its_resolved_but_sends_ne
     // raised, so once the canary's DOWN (raised after both of api's alerts) was delivered,
     // anything of api's that was queued, however late, would have gone out before it.
     canary.set_status(503);
-    wait_for_texts(&fake, &app, Duration::from_secs(20), |texts| {
+    app.wait_for_texts(&fake, Duration::from_secs(20), |texts| {
         texts.iter().any(|t| t.contains("canary"))
     })
     .await;
+    app.dispatch_all_pending().await;
     let texts = fake.delivered_texts();
     assert!(
         texts.iter().all(|t| !t.contains("api")),
         "sent during the window: {texts:#?}"
     );
     assert_eq!(texts.len(), 1, "{texts:#?}");
+    app.stop().await;
 }
 
 #[tokio::test]

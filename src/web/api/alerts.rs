@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::params::{ApiQuery, WindowParams, next_page};
 use crate::daemon::state::AppState;
-use crate::store::{LoggedAlert, now_ms};
+use crate::store::LoggedAlert;
 use crate::web::error::{ApiError, ApiErrors};
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -31,7 +31,7 @@ pub async fn list(
     State(app): State<AppState>,
     ApiQuery(params): ApiQuery<WindowParams>,
 ) -> Result<Json<AlertList>, ApiError> {
-    let window = params.parse(now_ms())?;
+    let window = params.parse(app.clock.now_ms())?;
     let alerts = app
         .store
         .list_alerts(window.since_ms, window.until_ms, window.limit)

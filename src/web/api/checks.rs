@@ -150,7 +150,7 @@ pub async fn results(
     Path(name): Path<String>,
     ApiQuery(params): ApiQuery<WindowParams>,
 ) -> Result<Json<ResultsAnswer>, ApiError> {
-    let window = params.parse(now_ms())?;
+    let window = params.parse(app.clock.now_ms())?;
     let check = app
         .store
         .find_check(&name)

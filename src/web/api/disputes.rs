@@ -12,7 +12,6 @@ use serde_json::{Value, json};
 use super::params::{ApiQuery, WindowParams};
 use crate::checks::disputes::id_text;
 use crate::daemon::state::AppState;
-use crate::store::now_ms;
 use crate::web::error::ApiError;
 
 /// Longest id accepted: an id is a key, not a document.
@@ -26,7 +25,7 @@ pub async fn list(
     ApiQuery(params): ApiQuery<WindowParams>,
 ) -> Result<Json<Value>, ApiError> {
     let all_time = params.since.is_none();
-    let mut window = params.parse(now_ms())?;
+    let mut window = params.parse(app.clock.now_ms())?;
     // Unlike metrics, a dispute list without `since` means every dispute (up to `limit`).
     if all_time {
         window.since_ms = 0;

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::params::ApiQuery;
 use crate::daemon::state::AppState;
-use crate::store::{now_ms, series};
+use crate::store::series;
 use crate::web::error::{ApiError, ApiErrors};
 
 /// How many series of one answer are read at once (SQLite's read pool has four connections).
@@ -90,7 +90,7 @@ pub async fn series(
             vec![metric.clone()]
         }
     };
-    let until = now_ms() + 1;
+    let until = app.clock.now_ms() + 1;
     let since = until - span;
     // A family can hold dozens of series (PM2: three per process); read them side by side on
     // the read pool instead of one after another, keeping their order.

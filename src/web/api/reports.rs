@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::params::{ApiQuery, HostParams, WindowParams, check_host, next_page};
 use crate::daemon::state::AppState;
-use crate::store::{ReportSummary, StoredReport, now_ms};
+use crate::store::{ReportSummary, StoredReport};
 use crate::web::error::{ApiError, ApiErrors};
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -29,7 +29,7 @@ pub async fn list(
     State(app): State<AppState>,
     ApiQuery(params): ApiQuery<WindowParams>,
 ) -> Result<Json<ReportList>, ApiError> {
-    let window = params.parse(now_ms())?;
+    let window = params.parse(app.clock.now_ms())?;
     let reports = app
         .store
         .list_reports(window.since_ms, window.until_ms, window.limit)

@@ -8,7 +8,6 @@ use serde::Deserialize;
 
 use super::params::ApiQuery;
 use crate::daemon::state::AppState;
-use crate::store::now_ms;
 use crate::store::rollups::CHART_RANGES;
 use crate::web::error::{ApiError, ApiErrors};
 
@@ -61,7 +60,7 @@ pub async fn uptime(
         .find_check(&name)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no check named {name:?}")))?;
-    let until = now_ms() + 1;
+    let until = app.clock.now_ms() + 1;
     let since = until - span;
     let summary = app.store.check_summary(check.id, since, until).await?;
     let chart = app.store.check_chart(check.id, since, until).await?;

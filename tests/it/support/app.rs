@@ -81,6 +81,30 @@ impl TestApp {
         );
     }
 
+    /// Drives the dispatcher until the texts `fake` delivered satisfy `done`, at most `within`
+    /// of real time (for what really takes time: processes crashing, probes); panics with them
+    /// otherwise.
+    pub async fn wait_for_texts(
+        &self,
+        fake: &super::fake_telegram::FakeTelegram,
+        within: Duration,
+        done: impl Fn(&[String]) -> bool,
+    ) {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            self.app.wake_dispatcher();
+            let got = fake.delivered_texts();
+            if done(&got) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "alerts so far: {got:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Stops the app and waits for it to finish.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
