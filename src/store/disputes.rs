@@ -89,7 +89,7 @@ impl Store {
     /// The value of a named cursor, if it was ever written.
     pub async fn find_cursor(&self, name: &str) -> anyhow::Result<Option<String>> {
         Ok(on_writer!(self, |pool| sqlx::query_scalar(
-            "SELECT value FROM cursors WHERE name = $1"
+            "SELECT value FROM cursors WHERE host = '' AND name = $1"
         )
         .bind(name)
         .fetch_optional(pool)
@@ -148,8 +148,9 @@ impl Store {
 macro_rules! upsert_cursor {
     ($conn:expr, $name:expr, $value:expr, $now:expr) => {
         sqlx::query(
-            "INSERT INTO cursors (name, value, updated_ms) VALUES ($1, $2, $3) \
-             ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms",
+            // Host '': the disputes of the app are one stream for every instance of a cluster.
+            "INSERT INTO cursors (host, name, value, updated_ms) VALUES ('', $1, $2, $3) \
+             ON CONFLICT (host, name) DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms",
         )
         .bind($name)
         .bind($value)

@@ -58,6 +58,8 @@ impl Probe {
         let key = self.path.last().map_or("", String::as_str);
         if key == "listen" {
             "127.0.0.1:7070"
+        } else if self.path.iter().any(|k| k == "trusted_proxies") {
+            "10.0.0.0/8"
         } else if key.contains("schedule") {
             "0 * * * *"
         } else {

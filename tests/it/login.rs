@@ -24,7 +24,7 @@ fn users_config(extra: &str) -> String {
 fn router_with_page(app: &AppState) -> axum::Router {
     let pages = axum::Router::new()
         .route(
-            "/",
+            "/stand-in",
             get(
                 |s: Option<axum::Extension<opswatch::web::auth::Session>>| async move {
                     format!("overview for {}", s.map_or("nobody".into(), |s| s.0.user))
@@ -32,7 +32,7 @@ fn router_with_page(app: &AppState) -> axum::Router {
             )
             .post(|| async { "changed".into_response() }),
         )
-        .route("/endpoints", get(|| async { "endpoints" }))
+        .route("/test-page", get(|| async { "test page" }))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             opswatch::web::auth::require_session_for_pages,
@@ -46,9 +46,9 @@ async fn right_password_opens_a_session_wrong_or_unknown_answer_the_form_again()
     let (app, _dir) = app(&users_config("")).await;
     let mut b = Browser::new(router_with_page(&app));
 
-    let page = b.get("/endpoints").await;
+    let page = b.get("/test-page").await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
-    assert_eq!(page.header("location"), Some("/login?next=%2Fendpoints"));
+    assert_eq!(page.header("location"), Some("/login?next=%2Ftest-page"));
 
     let form = b.get("/login").await;
     assert_eq!(form.status, StatusCode::OK);
@@ -76,7 +76,7 @@ async fn right_password_opens_a_session_wrong_or_unknown_answer_the_form_again()
         !cookie.contains("Secure"),
         "plain http on loopback: {cookie}"
     );
-    let page = b.get("/").await;
+    let page = b.get("/stand-in").await;
     assert_eq!(page.status, StatusCode::OK);
     assert_eq!(page.body, "overview for admin");
 
@@ -137,7 +137,7 @@ async fn a_session_ends_when_idle_too_long_or_logged_out() {
         b.log_in("admin", "right-password").await.status,
         StatusCode::SEE_OTHER
     );
-    assert_eq!(b.get("/").await.status, StatusCode::OK);
+    assert_eq!(b.get("/stand-in").await.status, StatusCode::OK);
 
     // Idle for 13 hours (the default idle expiry is 12h): move the stored session back in time.
     let db = format!("sqlite://{}/o.db", dir.path().display());
@@ -149,7 +149,7 @@ async fn a_session_ends_when_idle_too_long_or_logged_out() {
         .await
         .unwrap();
     assert_eq!(
-        b.get("/").await.status,
+        b.get("/stand-in").await.status,
         StatusCode::SEE_OTHER,
         "idle session still works"
     );
@@ -172,7 +172,7 @@ async fn a_session_ends_when_idle_too_long_or_logged_out() {
     );
     b.cookies.insert("opswatch_session".into(), old);
     assert_eq!(
-        b.get("/").await.status,
+        b.get("/stand-in").await.status,
         StatusCode::SEE_OTHER,
         "logged-out cookie still works"
     );
@@ -247,18 +247,20 @@ async fn forms_without_the_token_or_from_another_origin_are_refused() {
 
     // A page's POST needs the session's token (form field or header) and the same origin.
     assert_eq!(
-        b.post_form("/", &[("x", "1")]).await.status,
+        b.post_form("/stand-in", &[("x", "1")]).await.status,
         StatusCode::FORBIDDEN
     );
     assert_eq!(
-        b.post_form("/", &[("csrf", "nope")]).await.status,
+        b.post_form("/stand-in", &[("csrf", "nope")]).await.status,
         StatusCode::FORBIDDEN
     );
-    let ok = b.post_form("/", &[("csrf", &csrf), ("x", "1")]).await;
+    let ok = b
+        .post_form("/stand-in", &[("csrf", &csrf), ("x", "1")])
+        .await;
     assert_eq!((ok.status, ok.body.as_str()), (StatusCode::OK, "changed"));
     b.extra = vec![("sec-fetch-site".into(), "cross-site".into())];
     assert_eq!(
-        b.post_form("/", &[("csrf", &csrf)]).await.status,
+        b.post_form("/stand-in", &[("csrf", &csrf)]).await.status,
         StatusCode::FORBIDDEN
     );
     // Logout is a form too.
@@ -272,7 +274,7 @@ async fn forms_without_the_token_or_from_another_origin_are_refused() {
         StatusCode::FORBIDDEN
     );
     assert_eq!(
-        b.get("/").await.status,
+        b.get("/stand-in").await.status,
         StatusCode::OK,
         "refused logouts left the session"
     );
@@ -363,10 +365,13 @@ async fn behind_a_trusted_proxy_the_rate_limit_counts_the_forwarded_client() {
 async fn without_users_pages_are_open_but_cross_site_posts_are_not() {
     let (app, _dir) = app("").await;
     let mut b = Browser::new(router_with_page(&app));
-    assert_eq!(b.get("/").await.body, "overview for nobody");
-    assert_eq!(b.post_form("/", &[]).await.status, StatusCode::OK);
+    assert_eq!(b.get("/stand-in").await.body, "overview for nobody");
+    assert_eq!(b.post_form("/stand-in", &[]).await.status, StatusCode::OK);
     b.extra = vec![("origin".into(), "https://evil.example".into())];
-    assert_eq!(b.post_form("/", &[]).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        b.post_form("/stand-in", &[]).await.status,
+        StatusCode::FORBIDDEN
+    );
 }
 
 #[test]

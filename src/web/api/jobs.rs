@@ -5,13 +5,19 @@ use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
 
+use super::params::{ApiQuery, HostParams, check_host};
 use crate::daemon::state::AppState;
 use crate::web::error::ApiError;
 
 /// Every scheduled job: its schedule, last run, last outcome and next run.
 #[utoipa::path(get, path = "/jobs", operation_id = "list_jobs", tag = "jobs",
+    params(HostParams),
     responses((status = 200, description = "`jobs`: name, schedule, last run, outcome, next run", body = Object), crate::web::error::ApiErrors))]
-pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    State(app): State<AppState>,
+    ApiQuery(params): ApiQuery<HostParams>,
+) -> Result<Json<Value>, ApiError> {
+    check_host(params.host.as_deref())?;
     let host = crate::reports::this_host();
     let last = app.store.latest_job_runs(&host).await?;
     let jobs: Vec<Value> = app
