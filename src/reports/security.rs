@@ -536,10 +536,19 @@ pub struct CertExpiry {
     pub days_left: Option<i64>,
 }
 
-/// Failed dashboard logins since `since_ms`. Dashboard login is being built on another branch;
-/// until it records failures this says "not recorded yet" (`None`).
-pub async fn failed_dashboard_logins_since(_app: &AppState, _since_ms: i64) -> Option<i64> {
-    None
+/// Failed dashboard logins since `since_ms` (recorded by `POST /login`); `None` when the store
+/// cannot say.
+pub async fn failed_dashboard_logins_since(app: &AppState, since_ms: i64) -> Option<i64> {
+    match app.store.count_failed_logins(since_ms, i64::MAX).await {
+        Ok(count) => Some(count.total),
+        Err(e) => {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "cannot count failed logins for the security report"
+            );
+            None
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -51,7 +51,12 @@ async fn a_429_is_retried_exactly_after_retry_after_and_delivered_once() {
     // after the attempt, on opswatch's clock.
     let log = crate::support::eventually(Duration::from_secs(20), || async {
         let log = app.get_json("/api/v1/alerts?since=0").await;
-        let d = log["alerts"][0]["deliveries"][0].clone();
+        let ours = log["alerts"]
+            .as_array()?
+            .iter()
+            .find(|a| a["title"] == "api is DOWN")?
+            .clone();
+        let d = ours["deliveries"][0].clone();
         (d["attempts"] == 1 && d["state"] == "pending").then_some(d)
     })
     .await

@@ -351,6 +351,13 @@ async fn the_security_report_reads_sshd_lines_sockets_and_secret_files() {
         &auth,
         "Nov 25 10:00:00 web1 sshd-session[77]: Accepted publickey for deploy from 198.51.100.99 port 50000 ssh2: ED25519 SHA256:x\n",
     );
+    // Two failed dashboard logins in the month (as POST /login records them).
+    for user in ["admin", "ghost"] {
+        app.store
+            .record_failed_login(until - 86_400_000, user, "203.0.113.9")
+            .await
+            .unwrap();
+    }
     let second = gather(&app, until + 60_000, true).await.unwrap();
     assert_eq!(
         second.ssh.new_sources,
@@ -381,9 +388,9 @@ async fn the_security_report_reads_sshd_lines_sockets_and_secret_files() {
         report.findings
     );
     assert!(
-        report
-            .text
-            .contains("Failed dashboard logins: not recorded yet")
+        report.text.contains("Failed dashboard logins: 2"),
+        "{}",
+        report.text
     );
     drop((listener, second_listener));
 }
