@@ -95,6 +95,12 @@ impl TcpProbe {
             }
         }
         Err(match last {
+            // Out of descriptors or memory here says nothing about the target: an error of
+            // opswatch (never a DOWN), as for HTTP checks.
+            Some((target, e)) if is_local_exhaustion(&e) => Failure::new(
+                FailureKind::Local,
+                format!("opswatch could not probe {target} (out of descriptors or memory): {e}"),
+            ),
             Some((target, e)) => Failure::new(
                 FailureKind::Connect,
                 format!("connection to {target} failed: {e}"),
@@ -102,6 +108,11 @@ impl TcpProbe {
             None => Failure::new(FailureKind::Dns, format!("{address} has no address")),
         })
     }
+}
+
+/// EMFILE, ENFILE, ENOMEM, ENOBUFS: this process or host ran out of something.
+fn is_local_exhaustion(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(23 | 24 | 12 | 105))
 }
 
 impl Check for TcpProbe {
@@ -188,6 +199,21 @@ fn split_host_port(address: &str) -> Result<(&str, u16), &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn running_out_of_descriptors_is_opswatchs_own_failure_not_the_targets() {
+        for errno in [24, 23, 12, 105] {
+            assert!(is_local_exhaustion(&std::io::Error::from_raw_os_error(
+                errno
+            )));
+        }
+        // ECONNREFUSED and EHOSTUNREACH are about the target.
+        for errno in [111, 113] {
+            assert!(!is_local_exhaustion(&std::io::Error::from_raw_os_error(
+                errno
+            )));
+        }
+    }
 
     #[test]
     fn addresses_are_host_and_port() {
