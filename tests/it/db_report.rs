@@ -5,27 +5,15 @@ use std::time::Duration;
 
 use crate::support::fake_telegram::FakeTelegram;
 use crate::support::{
-    Opswatch, PgDatabase, pg_admin_url, run_cli_async, sqlite_url, wait_for_texts, write_config,
+    Opswatch, PgDatabase, app_sql, pg_admin_url, run_cli_async, sqlite_url, telegram_config,
+    wait_for_texts, write_config,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
 
-async fn app_sql(url: &str, sql: &str) {
-    use sqlx::Connection as _;
-    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-    sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
-    conn.close().await.unwrap();
-}
-
 fn config(dir: &std::path::Path, db_url: &str, fake: &FakeTelegram, extra: &str) -> String {
     format!(
-        r#"[storage]
-url = "{store}"
-[telegram]
-bot_token = "123456:TEST-token"
-chat_id = "77"
-api_base = "{api}"
-[system]
+        r#"{head}[system]
 enabled = false
 [pm2]
 enabled = false
@@ -35,8 +23,7 @@ dead_tuples_warn = 1000
 long_query = "1s"
 {extra}
 "#,
-        store = sqlite_url(dir),
-        api = fake.api_base(),
+        head = telegram_config(&sqlite_url(dir), fake),
     )
 }
 

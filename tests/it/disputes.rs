@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use crate::support::fake_telegram::FakeTelegram;
 use crate::support::{
-    Opswatch, PgDatabase, eventually, pg_admin_url, run_cli_async, sqlite_url, wait_for_texts,
-    write_config,
+    Opswatch, PgDatabase, app_sql, eventually, pg_admin_url, run_cli_async, sqlite_url,
+    wait_for_texts, write_config,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -17,15 +17,8 @@ const WAIT: Duration = Duration::from_secs(30);
 async fn app_db(ddl: &str) -> Option<PgDatabase> {
     let admin = pg_admin_url().await?;
     let db = PgDatabase::create(&admin).await;
-    app_sql(&db, ddl).await;
+    app_sql(&db.url, ddl).await;
     Some(db)
-}
-
-async fn app_sql(db: &PgDatabase, sql: &str) {
-    use sqlx::Connection as _;
-    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
-    conn.close().await.unwrap();
 }
 
 const INT_TABLE: &str = "CREATE TABLE disputes (id serial PRIMARY KEY, \
@@ -68,7 +61,7 @@ fn alerts_for(texts: &[String], id: &str) -> usize {
 
 async fn insert(db: &PgDatabase, reason: &str) {
     app_sql(
-        db,
+        &db.url,
         &format!("INSERT INTO disputes (amount, reason) VALUES (12.50, '{reason}')"),
     )
     .await;
@@ -226,7 +219,7 @@ scope = "read"
     }
     // The app writes D-1 to its table too, and D-2 only there; then posts D-2 as well.
     app_sql(
-        &db,
+        &db.url,
         "INSERT INTO claims (ref, note) VALUES ('D-1', 'row'), ('D-2', 'row two')",
     )
     .await;
@@ -271,19 +264,19 @@ async fn a_failing_query_is_one_critical_and_no_dispute_is_lost() {
     let cfg = dir.path().join("opswatch.toml");
     let app = Opswatch::start(dir.path(), &["--config", cfg.to_str().unwrap()]);
     wait_first_run(&app).await;
-    app_sql(&db, "ALTER TABLE disputes RENAME TO disputes_old").await;
+    app_sql(&db.url, "ALTER TABLE disputes RENAME TO disputes_old").await;
     wait_for_texts(&fake, &app, WAIT, |t| {
         t.iter().any(|t| t.contains("CRITICAL"))
     })
     .await;
     // Meanwhile a dispute arrives in the renamed table.
     app_sql(
-        &db,
+        &db.url,
         "INSERT INTO disputes_old (amount, reason) VALUES (1, 'during the outage')",
     )
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    app_sql(&db, "ALTER TABLE disputes_old RENAME TO disputes").await;
+    app_sql(&db.url, "ALTER TABLE disputes_old RENAME TO disputes").await;
     wait_for_texts(&fake, &app, WAIT, |t| {
         alerts_for(t, "1") == 1 && t.iter().any(|t| t.contains("RESOLVED"))
     })

@@ -3,14 +3,9 @@
 //! skipped with notes instead of errors.
 
 use crate::support::fake_telegram::FakeTelegram;
-use crate::support::{PgDatabase, pg_admin_url, run_cli_async, sqlite_url, write_config};
-
-async fn app_sql(url: &str, sql: &str) {
-    use sqlx::Connection as _;
-    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-    sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
-    conn.close().await.unwrap();
-}
+use crate::support::{
+    PgDatabase, app_sql, pg_admin_url, run_cli_async, sqlite_url, telegram_config, write_config,
+};
 
 async fn dead_tuples(url: &str, table: &str) -> i64 {
     use sqlx::Connection as _;
@@ -34,13 +29,7 @@ CREATE TABLE busy (id int PRIMARY KEY);
 
 fn config(dir: &std::path::Path, db_url: &str, fake: &FakeTelegram) -> String {
     format!(
-        r#"[storage]
-url = "{store}"
-[telegram]
-bot_token = "123456:TEST-token"
-chat_id = "77"
-api_base = "{api}"
-[system]
+        r#"{head}[system]
 enabled = false
 [pm2]
 enabled = false
@@ -50,8 +39,7 @@ url = "{db_url}"
 enabled = false
 lock_timeout = "1s"
 "#,
-        store = sqlite_url(dir),
-        api = fake.api_base(),
+        head = telegram_config(&sqlite_url(dir), fake),
     )
 }
 

@@ -50,6 +50,15 @@ pub async fn pg_admin_url() -> Option<String> {
     }
 }
 
+/// Runs `sql` (one or more statements) on the PostgreSQL database at `url`: how tests plant
+/// tables, rows and problems in a scratch app database.
+pub async fn app_sql(url: &str, sql: &str) {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+}
+
 /// A database of its own for one test, dropped (with its connections) when this is dropped.
 pub struct PgDatabase {
     admin_url: String,
