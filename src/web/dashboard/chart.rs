@@ -100,7 +100,8 @@ pub struct Rendered {
 
 const W: f64 = 640.0;
 const H: f64 = 210.0;
-const LEFT: f64 = 48.0;
+/// Room for the y labels at the phone font size (18 units: "100 %" is ~50 units wide).
+const LEFT: f64 = 60.0;
 const RIGHT: f64 = 10.0;
 const TOP: f64 = 10.0;
 const BOTTOM: f64 = 24.0;
