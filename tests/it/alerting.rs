@@ -206,27 +206,6 @@ async fn down_then_up_sends_exactly_one_critical_and_one_resolved_and_survives_a
 }
 
 #[tokio::test]
-async fn telegram_down_for_a_while_delivers_once_afterwards() {
-    let base = tempfile::tempdir().unwrap();
-    for (store_url, _guard) in crate::support::store_urls(base.path()).await {
-        let dir = tempfile::tempdir().unwrap();
-        let fake = FakeTelegram::start().await;
-        fake.push(Reply::ServerError);
-        fake.push(Reply::Close);
-        let target = Target::start().await;
-        target.set_status(502);
-        let app =
-            Opswatch::start_with_config(dir.path(), &config(&store_url, &target, &fake, "api", ""));
-        // 500, then a dropped connection, then success after the backoff (5 s, then 15 s).
-        let delivered = fake.wait_delivered(1, Duration::from_secs(40)).await;
-        assert_eq!(fake.requests().len(), 3, "{:#?}", fake.requests());
-        assert!(text(&delivered[0]).contains("api is DOWN"));
-        wait_results(&app, "api", false, 2, now_ms()).await;
-        assert_eq!(fake.delivered().len(), 1, "delivered more than once");
-    }
-}
-
-#[tokio::test]
 async fn kill_9_during_a_send_delivers_exactly_once_after_restart() {
     let base = tempfile::tempdir().unwrap();
     for (store_url, _guard) in crate::support::store_urls(base.path()).await {

@@ -1,5 +1,6 @@
 //! The dispatcher in process on a clock the test moves: Telegram's 429 is waited out exactly,
-//! and a retried alert is delivered once.
+//! a 500 or a dropped connection is retried after its backoff, and a retried alert is
+//! delivered once.
 
 use std::time::Duration;
 
@@ -59,8 +60,7 @@ async fn a_429_is_retried_exactly_after_retry_after_and_delivered_once() {
         let d = ours["deliveries"][0].clone();
         // The claim counts the attempt before the send; the 429 is recorded only once
         // `last_error` is set, so wait for that rather than for the count.
-        (d["attempts"] == 1 && d["state"] == "pending" && d["last_error"].is_string())
-            .then_some(d)
+        (d["attempts"] == 1 && d["state"] == "pending" && d["last_error"].is_string()).then_some(d)
     })
     .await
     .expect("the 429 was not recorded");
@@ -77,4 +77,62 @@ async fn a_429_is_retried_exactly_after_retry_after_and_delivered_once() {
     );
     assert_eq!(fake.delivered().len(), 1);
     app.stop().await;
+}
+
+/// Telegram answers 500, then drops the connection, then works: the alert waits out both
+/// backoffs on opswatch's clock and is delivered once, on each store backend.
+#[tokio::test]
+async fn telegram_down_for_a_while_delivers_once_afterwards() {
+    let base = tempfile::tempdir().unwrap();
+    for (store_url, _guard) in crate::support::store_urls(base.path()).await {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = FakeTelegram::start().await;
+        fake.push(Reply::ServerError);
+        fake.push(Reply::Close);
+        let config = format!(
+            "{}[pm2]\nenabled = false\n[system]\nenabled = false\n",
+            telegram_config(&store_url, &fake)
+        );
+        let app = spawn_app(dir.path(), &config, Clock::manual(T0)).await;
+        let channels = app.app.channels.clone();
+        app.app
+            .store
+            .record_alert(&alert("api"), &channels, T0)
+            .await
+            .unwrap();
+
+        // Each failed attempt is recorded with its error and a later due time; until the clock
+        // reaches it, nothing is tried again.
+        for (attempt, backoff_max) in [(1, 6_000), (2, 18_000)] {
+            app.app.wake_dispatcher();
+            fake.wait_requests(attempt, Duration::from_secs(20)).await;
+            let pending = crate::support::eventually(Duration::from_secs(20), || async {
+                let log = app.get_json("/api/v1/alerts?since=0").await;
+                let d = log["alerts"].as_array()?.first()?["deliveries"][0].clone();
+                (d["attempts"] == attempt && d["last_error"].is_string()).then_some(d)
+            })
+            .await
+            .expect("the failed attempt was not recorded");
+            assert_eq!(pending["state"], "pending", "{pending}");
+            app.app.wake_dispatcher();
+            tokio::task::yield_now().await;
+            assert_eq!(
+                fake.requests().len(),
+                attempt as usize,
+                "retried before its time"
+            );
+            app.app
+                .clock
+                .advance(Duration::from_millis(backoff_max + 100));
+        }
+        app.dispatch_all_pending().await;
+        assert_eq!(fake.requests().len(), 3, "{:#?}", fake.requests());
+        let delivered = fake.delivered_texts();
+        assert_eq!(delivered.len(), 1, "{delivered:#?}");
+        assert!(delivered[0].contains("api is DOWN"), "{}", delivered[0]);
+        app.app.clock.advance(Duration::from_secs(3_600));
+        app.dispatch_all_pending().await;
+        assert_eq!(fake.delivered().len(), 1, "delivered more than once");
+        app.stop().await;
+    }
 }
