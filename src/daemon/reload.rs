@@ -215,7 +215,10 @@ fn resume(mut job: Job, starts: &Starts, token: &CancellationToken) -> Job {
         .lock()
         .ok()
         .and_then(|s| s.get(&job.name).map(|last| *last + every))
-        .filter(|slot| *slot > now);
+        .filter(|slot| *slot > now)
+        // Across generations only real time counts (a test's clock does not wake it).
+        .map(|slot| (slot, i64::MAX));
+    let every_ms = i64::try_from(every.as_millis()).unwrap_or(i64::MAX);
     let slot = Arc::new(Mutex::new(first_slot));
     let (inner, name, own_timeout) = (job.run.clone(), job.name.clone(), job.timeout);
     job.timeout = own_timeout + every;
@@ -230,16 +233,22 @@ fn resume(mut job: Job, starts: &Starts, token: &CancellationToken) -> Job {
         );
         Box::pin(async move {
             let wait_until = slot.lock().ok().and_then(|s| *s);
-            if let Some(at) = wait_until.filter(|at| *at > Instant::now()) {
-                tokio::select! {
-                    // Stopped before its slot: this generation does not run it.
-                    _ = token.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep_until(at) => {}
+            if let Some((at, due_ms)) = wait_until.filter(|(at, _)| *at > Instant::now()) {
+                // A test's clock already moved past the slot: no real wait.
+                let mut moves = app.clock.watch_moves();
+                if moves.is_none() || app.clock.now_ms() < due_ms {
+                    tokio::select! {
+                        // Stopped before its slot: this generation does not run it.
+                        _ = token.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep_until(at) => {}
+                        _ = app.clock.moved_past(&mut moves, due_ms) => {}
+                    }
                 }
             }
             let started = Instant::now();
+            let started_ms = app.clock.now_ms();
             if let Ok(mut s) = slot.lock() {
-                *s = Some(started + every);
+                *s = Some((started + every, started_ms.saturating_add(every_ms)));
             }
             if let Ok(mut s) = starts.lock() {
                 s.insert(name, started);

@@ -116,11 +116,7 @@ async fn telegram_down_for_a_while_delivers_once_afterwards() {
             assert_eq!(pending["state"], "pending", "{pending}");
             app.app.wake_dispatcher();
             tokio::task::yield_now().await;
-            assert_eq!(
-                fake.requests().len(),
-                attempt as usize,
-                "retried before its time"
-            );
+            assert_eq!(fake.requests().len(), attempt, "retried before its time");
             app.app
                 .clock
                 .advance(Duration::from_millis(backoff_max + 100));
