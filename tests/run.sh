@@ -76,7 +76,9 @@ cargo fmt --all -- --check
 say "cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 say "cargo test"
-cargo test --locked --all-targets
+# Most integration tests wait on sockets, processes and PostgreSQL rather than compute, so
+# more of them run at once than there are cores (libtest's default is one per core).
+cargo test --locked --all-targets -- --test-threads "${OPSWATCH_TEST_THREADS:-8}"
 cargo test --locked --doc
 # The Debian package: cargo-deb, one release build, install into a clean root, /health 200.
 say "Debian package"
