@@ -1,14 +1,17 @@
-//! From a failing endpoint to the operator's chat: the real binary probing a real HTTP server,
-//! alerting through a fake Telegram Bot API that speaks the real wire format. Every story runs
+//! From a failing endpoint to the operator's chat: opswatch probing a real HTTP server, alerting
+//! through a fake Telegram Bot API that speaks the real wire format. The stories about restarts
+//! and kill -9 run the binary; the others run it in process on the system clock. Every story runs
 //! on SQLite and, when available, on PostgreSQL.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
+use crate::support::app::spawn_app;
 use crate::support::fake_telegram::{FakeTelegram, Reply};
 use crate::support::target::Target;
-use crate::support::{Opswatch, eventually, run_cli_async, sqlite_url, write_config};
+use crate::support::{Opswatch, Served, eventually, run_cli_async, sqlite_url, write_config};
+use opswatch::daemon::clock::Clock;
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -72,7 +75,7 @@ fn text(message: &Value) -> String {
 }
 
 /// Results stored for check `name` so far, oldest first, as (ok, at_ms).
-async fn results(app: &Opswatch, name: &str) -> Vec<(bool, i64)> {
+async fn results(app: &impl Served, name: &str) -> Vec<(bool, i64)> {
     let url = format!(
         "{}?since=1h&limit=1000",
         app.url(&format!("/api/v1/checks/{}/results", urlencode(name)))
@@ -100,7 +103,7 @@ fn urlencode(s: &str) -> String {
 }
 
 /// Waits until at least `n` results with `ok` were stored after `after_ms`.
-async fn wait_results(app: &Opswatch, name: &str, ok: bool, n: usize, after_ms: i64) {
+async fn wait_results(app: &impl Served, name: &str, ok: bool, n: usize, after_ms: i64) {
     let found = eventually(WAIT, || async {
         let r = results(app, name).await;
         (r.iter()
@@ -243,8 +246,12 @@ async fn names_with_markup_are_escaped_and_long_texts_cut_cleanly() {
     let store = sqlite_url(dir.path());
     let name = r#"api <b>&"prod"</b>"#;
     let hint = format!("hint = {:?}", "x".repeat(5_000));
-    let _app =
-        Opswatch::start_with_config(dir.path(), &config(&store, &target, &fake, name, &hint));
+    let _app = spawn_app(
+        dir.path(),
+        &config(&store, &target, &fake, name, &hint),
+        Clock::System,
+    )
+    .await;
 
     let delivered = fake.wait_delivered(1, WAIT).await;
     let requests = fake.requests();
@@ -330,7 +337,12 @@ async fn a_blocked_bot_marks_the_channel_unhealthy_and_keeps_the_alert_queued() 
     let target = Target::start().await;
     target.set_status(503);
     let store = sqlite_url(dir.path());
-    let app = Opswatch::start_with_config(dir.path(), &config(&store, &target, &fake, "api", ""));
+    let app = spawn_app(
+        dir.path(),
+        &config(&store, &target, &fake, "api", ""),
+        Clock::System,
+    )
+    .await;
     fake.wait_requests(1, WAIT).await;
     let health = eventually(WAIT, || async {
         let h: Value = reqwest::get(app.url("/health"))
@@ -386,7 +398,12 @@ async fn the_read_api_answers_bad_input_with_json_4xx() {
     let fake = FakeTelegram::start().await;
     let target = Target::start().await;
     let store = sqlite_url(dir.path());
-    let app = Opswatch::start_with_config(dir.path(), &config(&store, &target, &fake, "api", ""));
+    let app = spawn_app(
+        dir.path(),
+        &config(&store, &target, &fake, "api", ""),
+        Clock::System,
+    )
+    .await;
     wait_results(&app, "api", true, 1, 0).await;
     for (path, status, code) in [
         ("/api/v1/checks/nope/results", 404, "not_found"),
@@ -469,7 +486,7 @@ async fn a_hanging_target_never_delays_another_check_nor_health() {
         "every = \"1s\"\ntimeout = \"1s\"",
         "every = \"30s\"\ntimeout = \"30s\"",
     );
-    let app = Opswatch::start_with_config(dir.path(), &cfg);
+    let app = spawn_app(dir.path(), &cfg, Clock::System).await;
     let t0 = now_ms();
     wait_results(&app, "fast", true, 4, t0).await;
     assert!(slow.hits() >= 1, "the slow target was never probed");

@@ -204,11 +204,15 @@ async fn sighup_replaces_checks_and_thresholds_without_realerting_and_notifies_s
     assert!(notify.next_state().contains(&"RELOADING=1".to_owned()));
     let refused = notify.next_state();
     assert!(refused.contains(&"READY=1".to_owned()), "{refused:?}");
-    let log = ow.log();
-    let line = log
-        .lines()
-        .find(|l| l.contains("config reload refused"))
-        .unwrap_or_else(|| panic!("no refusal logged:\n{log}"));
+    // READY=1 can arrive before the reader thread has taken the log line off the pipe.
+    let line = crate::support::eventually(Duration::from_secs(10), || async {
+        ow.log()
+            .lines()
+            .find(|l| l.contains("config reload refused"))
+            .map(str::to_owned)
+    })
+    .await
+    .unwrap_or_else(|| panic!("no refusal logged:\n{}", ow.log()));
     assert!(
         line.contains(path.to_str().unwrap()) && line.contains("http[0].every"),
         "{line}"

@@ -286,6 +286,32 @@ impl Drop for Opswatch {
     }
 }
 
+/// An opswatch a test talks to over HTTP: the binary ([`Opswatch`]) or in process
+/// ([`app::TestApp`]), so that helpers serve both.
+pub trait Served {
+    fn url(&self, path: &str) -> String;
+    /// What it logged so far, for failure messages (in process: the test's own output).
+    fn log(&self) -> String;
+}
+
+impl Served for Opswatch {
+    fn url(&self, path: &str) -> String {
+        Opswatch::url(self, path)
+    }
+    fn log(&self) -> String {
+        Opswatch::log(self)
+    }
+}
+
+impl Served for app::TestApp {
+    fn url(&self, path: &str) -> String {
+        app::TestApp::url(self, path)
+    }
+    fn log(&self) -> String {
+        "(in process: its log is in the test's output)".to_owned()
+    }
+}
+
 /// Polls `probe` until it returns `Some`, at most `within`; for waiting on something another
 /// process does (not a fixed sleep standing in for an assertion).
 pub async fn eventually<T, F, Fut>(within: Duration, mut probe: F) -> Option<T>
