@@ -3,10 +3,12 @@
 
 use std::time::Duration;
 
-use crate::support::{Opswatch, eventually};
+use crate::support::app::{TestApp, spawn_app};
+use crate::support::eventually;
+use opswatch::daemon::clock::Clock;
 use serde_json::Value;
 
-async fn get(app: &Opswatch, path: &str) -> (u16, Value) {
+async fn get(app: &TestApp, path: &str) -> (u16, Value) {
     let res = reqwest::get(app.url(path)).await.unwrap();
     let status = res.status().as_u16();
     (status, res.json().await.unwrap_or(Value::Null))
@@ -17,12 +19,11 @@ async fn samples_are_stored_and_charted_on_both_backends() {
     let base = tempfile::tempdir().unwrap();
     for (url, _guard) in crate::support::store_urls(base.path()).await {
         let dir = tempfile::tempdir().unwrap();
-        let app = Opswatch::start_with_config(
+        let app = spawn_app(
             dir.path(),
             &format!(
                 "[storage]\nurl = \"{url}\"\n[system]\nsample_every = \"1s\"\n[pm2]\nenabled = false\n"
-            ),
-        );
+            ), Clock::System).await;
 
         let memory = eventually(Duration::from_secs(20), || async {
             let (status, body) = get(&app, "/api/v1/metrics/memory?range=1h").await;

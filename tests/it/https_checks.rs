@@ -5,7 +5,9 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::support::{Opswatch, eventually, sqlite_url};
+use crate::support::app::spawn_app;
+use crate::support::{eventually, sqlite_url};
+use opswatch::daemon::clock::Clock;
 use serde_json::Value;
 
 struct Server(Child);
@@ -93,7 +95,7 @@ async fn self_signed_fails_verification_passes_with_insecure_and_reports_expiry(
     assert!(ready.is_some(), "s_server did not listen");
 
     let url = format!("https://localhost:{port}/");
-    let app = Opswatch::start_with_config(
+    let app = spawn_app(
         dir.path(),
         &format!(
             r#"[storage]
@@ -114,7 +116,9 @@ insecure = true
 "#,
             store = sqlite_url(dir.path())
         ),
-    );
+        Clock::System,
+    )
+    .await;
     let latest = |name: &'static str| {
         let url = app.url(&format!("/api/v1/checks/{name}/results?limit=1"));
         async move {

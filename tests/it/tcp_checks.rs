@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use crate::support::app::{TestApp, spawn_app};
 use crate::support::fake_telegram::FakeTelegram;
-use crate::support::{Opswatch, eventually, run_cli_async, telegram_config, write_config};
+use crate::support::{Served, eventually, run_cli_async, telegram_config, write_config};
+use opswatch::daemon::clock::Clock;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -57,7 +59,7 @@ failures = 2
     )
 }
 
-async fn state_of(app: &Opswatch, name: &str) -> Option<serde_json::Value> {
+async fn state_of(app: &TestApp, name: &str) -> Option<serde_json::Value> {
     let body = app.get_json("/api/v1/status").await;
     body["checks"]
         .as_array()?
@@ -73,7 +75,7 @@ async fn a_closed_port_is_down_and_reopened_it_is_resolved() {
         let dir = tempfile::tempdir().unwrap();
         let fake = FakeTelegram::start().await;
         let mut port = Port::open("127.0.0.1:0".parse().unwrap()).await;
-        let app = Opswatch::start_with_config(dir.path(), &config(&store_url, &fake, &port));
+        let app = spawn_app(dir.path(), &config(&store_url, &fake, &port), Clock::System).await;
 
         let up = eventually(WAIT, || async {
             state_of(&app, "db").await.filter(|c| c["state"] == "up")
