@@ -287,10 +287,17 @@ async fn fill_prediction(app: &AppState, mount: &str, now: i64) -> anyhow::Resul
 async fn reboot(app: &AppState, snapshot: &HostSnapshot, now: i64) -> anyhow::Result<()> {
     let boot_ms = (snapshot.at_ms as f64 - snapshot.uptime_s * 1000.0).round();
     let previous = app.store.find_condition("host:boot").await?;
-    let rebooted = previous
-        .as_ref()
-        .and_then(|p| p.value)
-        .is_some_and(|b| (boot_ms - b).abs() > 120_000.0);
+    let rebooted = previous.as_ref().is_some_and(|p| {
+        p.value.is_some_and(|before| {
+            rebooted_since(
+                before,
+                p.updated_ms,
+                boot_ms,
+                snapshot.uptime_s * 1000.0,
+                now,
+            )
+        })
+    });
     let update = crate::store::ConditionUpdate {
         key: "host:boot".to_owned(),
         level: crate::rules::condition::Level::Ok,
@@ -319,6 +326,14 @@ async fn reboot(app: &AppState, snapshot: &HostSnapshot, now: i64) -> anyhow::Re
         app.wake_dispatcher();
     }
     Ok(())
+}
+
+/// Whether the host booted between the last look (boot time `before_ms`, seen at
+/// `looked_ms`) and now. The boot time is derived from the wall clock, so a clock step moves
+/// it too: a reboot also needs the uptime to be shorter than the time since the last look.
+fn rebooted_since(before_ms: f64, looked_ms: i64, boot_ms: f64, uptime_ms: f64, now: i64) -> bool {
+    const SLACK_MS: f64 = 120_000.0;
+    (boot_ms - before_ms).abs() > SLACK_MS && uptime_ms < (now - looked_ms) as f64 + SLACK_MS
 }
 
 fn top_processes(s: &HostSnapshot) -> String {
@@ -356,4 +371,53 @@ fn top_processes(s: &HostSnapshot) -> String {
         }
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_reboot_is_a_new_boot_time_and_a_short_uptime_not_a_clock_step() {
+        use super::rebooted_since;
+        const HOUR: i64 = 3_600_000;
+        let boot = 1_000_000_000_000_i64;
+        let looked = boot + 48 * HOUR;
+        // Rebooted ten minutes ago, looked an hour ago.
+        let now = looked + HOUR;
+        let new_boot = now - HOUR / 6;
+        assert!(rebooted_since(
+            boot as f64,
+            looked,
+            new_boot as f64,
+            (HOUR / 6) as f64,
+            now
+        ));
+        // The wall clock stepped forward an hour: the derived boot time moved, the uptime
+        // (two days and a minute) did not shrink.
+        let stepped = looked + 60_000 + HOUR;
+        let uptime = (48 * HOUR + 60_000) as f64;
+        assert!(!rebooted_since(
+            boot as f64,
+            looked,
+            (stepped as f64) - uptime,
+            uptime,
+            stepped
+        ));
+        // Stepped back an hour.
+        let back = looked + 60_000 - HOUR;
+        assert!(!rebooted_since(
+            boot as f64,
+            looked,
+            (back as f64) - uptime,
+            uptime,
+            back
+        ));
+        // Same boot, a little jitter.
+        assert!(!rebooted_since(
+            boot as f64,
+            looked,
+            (boot + 900) as f64,
+            uptime,
+            looked + 60_000
+        ));
+    }
 }
