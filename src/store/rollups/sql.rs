@@ -27,7 +27,7 @@ pub const SQL_ROLLUP_CHECKS: &str = "SELECT r.check_id, r.at_ms, r.ok, r.latency
      FROM checks c CROSS JOIN check_results r \
      WHERE r.check_id = c.id AND r.at_ms >= $1 AND r.at_ms < $2";
 /// Hourly check buckets → daily, one range seek per check.
-pub const SQL_ROLLUP_CHECK_DAYS: &str = "SELECT r.check_id, r.bucket_ms, r.total, r.failures, r.latency_n, \
+pub const SQL_ROLLUP_CHECK_DAYS: &str = "SELECT r.check_id, r.bucket_ms AS at_ms, r.total, r.failures, r.latency_n, \
      r.latency_sum, r.latency_min, r.latency_max, r.latency_hist \
      FROM checks c CROSS JOIN check_rollups r \
      WHERE r.check_id = c.id AND r.width_ms = $1 AND r.bucket_ms >= $2 AND r.bucket_ms < $3";
@@ -63,22 +63,25 @@ pub(super) const SQL_OLDEST_CHUNK: &str = "SELECT chunk_ms, slots FROM sample_ro
      WHERE series_id = $1 AND width_ms = $2 ORDER BY chunk_ms LIMIT 1";
 
 /// Check chart from raw results.
-pub const SQL_CHECK_CHART_RAW: &str = "SELECT MIN(at_ms), COUNT(*), SUM(CASE WHEN ok THEN 0 ELSE 1 END), \
-     SUM(CASE WHEN ok AND latency_ms IS NOT NULL THEN 1 ELSE 0 END), \
-     CAST(COALESCE(SUM(CASE WHEN ok THEN latency_ms END), 0) AS BIGINT), \
-     MIN(CASE WHEN ok THEN latency_ms END), MAX(CASE WHEN ok THEN latency_ms END) \
+pub const SQL_CHECK_CHART_RAW: &str = "SELECT MIN(at_ms) AS at_ms, COUNT(*) AS total, \
+     SUM(CASE WHEN ok THEN 0 ELSE 1 END) AS failures, \
+     SUM(CASE WHEN ok AND latency_ms IS NOT NULL THEN 1 ELSE 0 END) AS latency_n, \
+     CAST(COALESCE(SUM(CASE WHEN ok THEN latency_ms END), 0) AS BIGINT) AS latency_sum, \
+     MIN(CASE WHEN ok THEN latency_ms END) AS latency_min, \
+     MAX(CASE WHEN ok THEN latency_ms END) AS latency_max \
      FROM check_results WHERE check_id = $1 AND at_ms >= $2 AND at_ms < $3 GROUP BY at_ms / $4 ORDER BY 1";
 /// Check summary from raw results (percentiles need every latency).
 pub const SQL_CHECK_RAW: &str =
     "SELECT ok, latency_ms FROM check_results WHERE check_id = $1 AND at_ms >= $2 AND at_ms < $3";
 /// Check chart from the hourly tier, grouped into points in SQL.
-pub const SQL_CHECK_TIER_CHART: &str = "SELECT MIN(bucket_ms), CAST(SUM(total) AS BIGINT), \
-     CAST(SUM(failures) AS BIGINT), CAST(SUM(latency_n) AS BIGINT), CAST(SUM(latency_sum) AS BIGINT), \
-     MIN(latency_min), MAX(latency_max) FROM check_rollups \
+pub const SQL_CHECK_TIER_CHART: &str = "SELECT MIN(bucket_ms) AS at_ms, CAST(SUM(total) AS BIGINT) AS total, \
+     CAST(SUM(failures) AS BIGINT) AS failures, CAST(SUM(latency_n) AS BIGINT) AS latency_n, \
+     CAST(SUM(latency_sum) AS BIGINT) AS latency_sum, MIN(latency_min) AS latency_min, \
+     MAX(latency_max) AS latency_max FROM check_rollups \
      WHERE check_id = $1 AND width_ms = $2 AND bucket_ms >= $3 AND bucket_ms < $4 \
      GROUP BY bucket_ms / $5 ORDER BY 1";
 /// Check summary from the hourly or daily tier.
-pub const SQL_CHECK_TIER: &str = "SELECT bucket_ms, total, failures, latency_n, latency_sum, latency_min, latency_max, \
+pub const SQL_CHECK_TIER: &str = "SELECT bucket_ms AS at_ms, total, failures, latency_n, latency_sum, latency_min, latency_max, \
      latency_hist FROM check_rollups WHERE check_id = $1 AND width_ms = $2 AND bucket_ms >= $3 AND bucket_ms < $4 \
      ORDER BY bucket_ms";
 pub(super) const SQL_OLDEST_CHECK_RAW: &str =

@@ -262,19 +262,16 @@ impl Store {
         let now = now_ms();
         let written = on_writer!(self, |pool| {
             begin_rollup_step!(pool, tx, pg, CURSOR_CHECKS_1D, to_ms);
-            let rows: Vec<(i64, CheckTierRow)> = sqlx::query_as(SQL_ROLLUP_CHECK_DAYS)
+            let rows: Vec<CheckDayRow> = sqlx::query_as(SQL_ROLLUP_CHECK_DAYS)
                 .bind(HOUR_MS)
                 .bind(from_ms)
                 .bind(to_ms)
                 .fetch_all(&mut *tx)
-                .await?
-                .into_iter()
-                .map(|r: CheckDayRow| (r.0, (r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8)))
-                .collect();
+                .await?;
             let mut days: BTreeMap<(i64, i64), (CheckAgg, Histogram)> = BTreeMap::new();
-            for (check, row) in &rows {
-                let at_ms = align_down(row.0, DAY_MS);
-                let (agg, hist) = days.entry((*check, at_ms)).or_insert_with(|| {
+            for row in &rows {
+                let at_ms = align_down(row.bucket.agg.at_ms, DAY_MS);
+                let (agg, hist) = days.entry((row.check_id, at_ms)).or_insert_with(|| {
                     (
                         CheckAgg {
                             at_ms,
@@ -283,11 +280,9 @@ impl Store {
                         Histogram::default(),
                     )
                 });
-                agg.merge(&CheckAgg {
-                    at_ms,
-                    ..check_agg_of(row)
-                });
-                hist.add_encoded(&row.7);
+                // The day's start stays: merging keeps the earlier `at_ms`.
+                agg.merge(&row.bucket.agg);
+                hist.add_encoded(&row.bucket.latency_hist);
             }
             let n = days.len() as u64;
             put_check_rollups!(tx, DAY_MS, days);
