@@ -65,6 +65,7 @@ mod codec;
 mod histogram;
 mod retention;
 mod sql;
+mod step;
 mod write;
 
 use std::collections::BTreeMap;

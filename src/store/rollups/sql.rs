@@ -15,7 +15,8 @@ pub(super) const SQL_GET_CURSOR: &str = "SELECT value FROM cursors WHERE host = 
 /// Raw → 5-minute: one range seek per series. `CROSS JOIN` makes SQLite loop over the small
 /// table and seek the big one by its primary key (an inner join let it scan every sample);
 /// PostgreSQL plans it as any inner join.
-pub const SQL_ROLLUP_RAW: &str = "SELECT x.series_id, MIN(x.at_ms), MIN(x.value), MAX(x.value), SUM(x.value), COUNT(*) \
+pub const SQL_ROLLUP_RAW: &str = "SELECT x.series_id, MIN(x.at_ms) AS at_ms, MIN(x.value) AS min, \
+     MAX(x.value) AS max, SUM(x.value) AS sum, COUNT(*) AS count \
      FROM series s CROSS JOIN samples x \
      WHERE x.series_id = s.id AND x.at_ms >= $1 AND x.at_ms < $2 GROUP BY x.series_id, x.at_ms / $3";
 /// 5-minute → hourly: the packed rows overlapping the step, one range seek per series.
