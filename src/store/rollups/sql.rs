@@ -32,14 +32,18 @@ pub const SQL_ROLLUP_CHECK_DAYS: &str = "SELECT r.check_id, r.bucket_ms AS at_ms
      r.latency_sum, r.latency_min, r.latency_max, r.latency_hist \
      FROM checks c CROSS JOIN check_rollups r \
      WHERE r.check_id = c.id AND r.width_ms = $1 AND r.bucket_ms >= $2 AND r.bucket_ms < $3";
-pub(super) const SQL_GET_CHUNK: &str =
-    "SELECT slots FROM sample_rollups WHERE series_id = $1 AND width_ms = $2 AND chunk_ms = $3";
 pub(super) const SQL_PUT_CHUNK: &str = "INSERT INTO sample_rollups (series_id, width_ms, chunk_ms, slots) VALUES ($1, $2, $3, $4) \
      ON CONFLICT (series_id, width_ms, chunk_ms) DO UPDATE SET slots = excluded.slots";
-pub(super) const SQL_PUT_CHECK_ROLLUP: &str = "INSERT INTO check_rollups \
-     (check_id, width_ms, bucket_ms, total, failures, latency_n, latency_sum, latency_min, latency_max, latency_hist) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-     ON CONFLICT (check_id, width_ms, bucket_ms) DO UPDATE SET total = excluded.total, \
+/// A roll-up step's packed rows, written with one multi-row upsert per batch: the head, then
+/// `VALUES (series_id, width_ms, chunk_ms, slots), …` for the batch, then the tail.
+pub(super) const SQL_PUT_CHUNKS_HEAD: &str =
+    "INSERT INTO sample_rollups (series_id, width_ms, chunk_ms, slots) ";
+pub(super) const SQL_PUT_CHUNKS_TAIL: &str =
+    " ON CONFLICT (series_id, width_ms, chunk_ms) DO UPDATE SET slots = excluded.slots";
+/// The same for check buckets.
+pub(super) const SQL_PUT_CHECK_ROLLUPS_HEAD: &str = "INSERT INTO check_rollups \
+     (check_id, width_ms, bucket_ms, total, failures, latency_n, latency_sum, latency_min, latency_max, latency_hist) ";
+pub(super) const SQL_PUT_CHECK_ROLLUPS_TAIL: &str = " ON CONFLICT (check_id, width_ms, bucket_ms) DO UPDATE SET total = excluded.total, \
      failures = excluded.failures, latency_n = excluded.latency_n, latency_sum = excluded.latency_sum, \
      latency_min = excluded.latency_min, latency_max = excluded.latency_max, latency_hist = excluded.latency_hist";
 

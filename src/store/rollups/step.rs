@@ -4,9 +4,16 @@
 //! explicitly when there is nothing to do (`None`), and every error comes back through the
 //! caller's own `?`.
 
-use sqlx::{Postgres, Sqlite, Transaction};
+use std::collections::HashMap;
+
+use sqlx::{Postgres, QueryBuilder, Sqlite, Transaction};
 
 use super::*;
+
+/// Rows per multi-row upsert. The widest (a check bucket) binds 10 parameters, so a statement
+/// binds at most 2 000: far below SQLite's limit (32 766 since 3.32) and PostgreSQL's (65 535),
+/// and a default host's step (42 series, a few chunks each) takes one or two statements.
+pub(super) const UPSERT_ROWS: usize = 200;
 
 /// The open transaction of a step, on the store's backend.
 enum StepTx {
@@ -171,55 +178,82 @@ impl RollupStep {
             .await)
     }
 
-    /// Merges `buckets` (series id, bucket) into the packed chunks of tier `width_ms`.
+    /// Merges `buckets` (series id, bucket) into the packed chunks of tier `width_ms`: the
+    /// chunks they fall in are read with one range query and written back with multi-row
+    /// upserts of [`UPSERT_ROWS`].
     pub(super) async fn patch_chunks(
         &mut self,
         width_ms: i64,
         buckets: Vec<(i64, Bucket)>,
     ) -> Result<(), sqlx::Error> {
-        for ((series, chunk_ms), buckets) in by_chunk(width_ms, buckets) {
-            let existing: Option<Vec<u8>> = on_step!(self, |c| sqlx::query_scalar(SQL_GET_CHUNK)
-                .bind(series)
-                .bind(width_ms)
-                .bind(chunk_ms)
-                .fetch_optional(c)
-                .await)?;
-            let data = patch_chunk(existing, chunk_ms, width_ms, &buckets);
-            on_step!(self, |c| sqlx::query(SQL_PUT_CHUNK)
-                .bind(series)
-                .bind(width_ms)
-                .bind(chunk_ms)
-                .bind(&data)
-                .execute(c)
-                .await
-                .map(|_| ()))?;
+        let groups = by_chunk(width_ms, buckets);
+        let starts = groups.keys().map(|&(_, chunk_ms)| chunk_ms);
+        let (Some(first), Some(last)) = (starts.clone().min(), starts.max()) else {
+            return Ok(());
+        };
+        // A step spans hours, so this reads a few chunks per series, not the tier.
+        let mut existing: HashMap<(i64, i64), Vec<u8>> = self
+            .chunks(width_ms, first, last + 1)
+            .await?
+            .into_iter()
+            .map(|row| ((row.series_id, row.chunk_ms), row.slots))
+            .collect();
+        let rows: Vec<(i64, i64, Vec<u8>)> = groups
+            .into_iter()
+            .map(|((series, chunk_ms), buckets)| {
+                let old = existing.remove(&(series, chunk_ms));
+                (
+                    series,
+                    chunk_ms,
+                    patch_chunk(old, chunk_ms, width_ms, &buckets),
+                )
+            })
+            .collect();
+        for batch in rows.chunks(UPSERT_ROWS) {
+            on_step!(self, |c| {
+                let mut q = QueryBuilder::new(SQL_PUT_CHUNKS_HEAD);
+                q.push_values(batch, |mut row, (series, chunk_ms, data)| {
+                    row.push_bind(*series)
+                        .push_bind(width_ms)
+                        .push_bind(*chunk_ms)
+                        .push_bind(data.as_slice());
+                });
+                q.push(SQL_PUT_CHUNKS_TAIL);
+                q.build().execute(c).await.map(|_| ())
+            })?;
         }
         Ok(())
     }
 
     /// Writes the check buckets of `buckets` ((check id, bucket start) → aggregate,
-    /// histogram) into tier `width_ms`.
+    /// histogram) into tier `width_ms`, with multi-row upserts of [`UPSERT_ROWS`].
     pub(super) async fn put_check_rollups(
         &mut self,
         width_ms: i64,
         buckets: BTreeMap<(i64, i64), (CheckAgg, Histogram)>,
     ) -> Result<(), sqlx::Error> {
-        for ((check, at_ms), (agg, hist)) in buckets {
-            let hist = hist.encode();
-            on_step!(self, |c| sqlx::query(SQL_PUT_CHECK_ROLLUP)
-                .bind(check)
-                .bind(width_ms)
-                .bind(at_ms)
-                .bind(agg.total)
-                .bind(agg.failures)
-                .bind(agg.latency_n)
-                .bind(agg.latency_sum)
-                .bind(agg.latency_min)
-                .bind(agg.latency_max)
-                .bind(&hist)
-                .execute(c)
-                .await
-                .map(|_| ()))?;
+        let rows: Vec<(i64, i64, CheckAgg, Vec<u8>)> = buckets
+            .into_iter()
+            .map(|((check, at_ms), (agg, hist))| (check, at_ms, agg, hist.encode()))
+            .collect();
+        for batch in rows.chunks(UPSERT_ROWS) {
+            on_step!(self, |c| {
+                let mut q = QueryBuilder::new(SQL_PUT_CHECK_ROLLUPS_HEAD);
+                q.push_values(batch, |mut row, (check, at_ms, agg, hist)| {
+                    row.push_bind(*check)
+                        .push_bind(width_ms)
+                        .push_bind(*at_ms)
+                        .push_bind(agg.total)
+                        .push_bind(agg.failures)
+                        .push_bind(agg.latency_n)
+                        .push_bind(agg.latency_sum)
+                        .push_bind(agg.latency_min)
+                        .push_bind(agg.latency_max)
+                        .push_bind(hist.as_slice());
+                });
+                q.push(SQL_PUT_CHECK_ROLLUPS_TAIL);
+                q.build().execute(c).await.map(|_| ())
+            })?;
         }
         Ok(())
     }
