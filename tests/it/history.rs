@@ -172,6 +172,72 @@ async fn rollups_match_the_raw_data_of_a_known_series() {
     }
 }
 
+/// A roll-up step writes its rows in multi-row upserts of 200: steps that write several
+/// batches (300 series, 12 checks over a day) keep every bucket of every series and check.
+#[tokio::test]
+async fn rollup_steps_wider_than_one_write_batch_keep_every_bucket() {
+    let (_dir, stores) = stores().await;
+    let cfg = HistoryConfig {
+        raw: HumanDuration::from_secs(86_400),
+        ..HistoryConfig::default()
+    };
+    for (store, _guard) in &stores {
+        let backend = format!("{:?}", store.backend());
+        // 300 series × 6 h of one-minute samples: one 5-minute step patching 600 packed rows
+        // (6 h spans two 64-slot chunks), one hourly step writing 300.
+        let series: Vec<String> = (0..300).map(|i| format!("t.wide.{i:03}")).collect();
+        let samples: Vec<(i64, f64)> = (0..6 * 60).map(|i| (T0 + i * MIN, shape(i))).collect();
+        for name in &series {
+            import(store, name, &samples).await;
+        }
+        // 12 checks × 3 days, a result every 5 minutes: hourly steps of 288 buckets.
+        let mut checks = Vec::new();
+        for i in 0..12 {
+            let check = store
+                .ensure_check(&format!("wide-{i:02}"), opswatch::checks::CheckKind::Http)
+                .await
+                .unwrap();
+            let results: Vec<ResultRow> = (0..3 * 288)
+                .map(|j| result(T0 + j * FIVE_MINUTES_MS, (i + j) % 9 != 0, 10 + j % 90))
+                .collect();
+            store
+                .import_check_results(check.id, &results)
+                .await
+                .unwrap();
+            checks.push((check, results));
+        }
+        let now = T0 + 3 * DAY + 10 * MIN;
+        history::enforce_retention(store, &cfg, now).await.unwrap();
+
+        let want_5m = group(&samples, FIVE_MINUTES_MS);
+        let want_1h = group(&samples, HOUR_MS);
+        for name in &series {
+            let got = store
+                .tier_contents(name, Tier::FiveMinute, 0, i64::MAX)
+                .await
+                .unwrap();
+            assert_tier_matches(&got, &want_5m, &format!("{backend} {name} 5-minute"));
+            let got = store
+                .tier_contents(name, Tier::Hourly, 0, i64::MAX)
+                .await
+                .unwrap();
+            assert_tier_matches(&got, &want_1h, &format!("{backend} {name} hourly"));
+        }
+        // The first two days' raw results are gone: their counts come from the check tiers.
+        for (check, results) in &checks {
+            let s = store.check_summary(check.id, T0, now).await.unwrap();
+            assert_eq!(s.tier, Tier::Hourly, "{backend} {}", check.name);
+            let failures = results.iter().filter(|r| !r.ok).count() as i64;
+            assert_eq!(
+                (s.total, s.failures),
+                (results.len() as i64, failures),
+                "{backend} {}",
+                check.name
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn retention_deletes_exactly_what_is_older_than_its_period() {
     let (_dir, stores) = stores().await;

@@ -64,7 +64,7 @@ impl Store {
         };
         if let Some(cursor) = cursor {
             let to = cursor.clamp(since_ms, until_ms);
-            let rows: Vec<CheckRawRow> =
+            let rows: Vec<CheckAgg> =
                 on_reader!(self, |pool| sqlx::query_as(SQL_CHECK_TIER_CHART)
                     .bind(check_id)
                     .bind(HOUR_MS)
@@ -73,19 +73,18 @@ impl Store {
                     .bind(width)
                     .fetch_all(pool)
                     .await)?;
-            aggs.extend(rows.iter().map(check_agg_of_raw));
+            aggs.extend(rows);
             raw_from = to;
         }
         if raw_from < until_ms {
-            let raw: Vec<CheckRawRow> =
-                on_reader!(self, |pool| sqlx::query_as(SQL_CHECK_CHART_RAW)
-                    .bind(check_id)
-                    .bind(raw_from)
-                    .bind(until_ms)
-                    .bind(width)
-                    .fetch_all(pool)
-                    .await)?;
-            aggs.extend(raw.iter().map(check_agg_of_raw));
+            let raw: Vec<CheckAgg> = on_reader!(self, |pool| sqlx::query_as(SQL_CHECK_CHART_RAW)
+                .bind(check_id)
+                .bind(raw_from)
+                .bind(until_ms)
+                .bind(width)
+                .fetch_all(pool)
+                .await)?;
+            aggs.extend(raw);
         }
         let mut merged: Vec<(i64, CheckAgg)> = Vec::new();
         for a in aggs {
@@ -138,8 +137,8 @@ impl Store {
         let mut agg = CheckAgg::default();
         let mut hist = Histogram::default();
         for row in &rows {
-            agg.merge(&check_agg_of(row));
-            hist.add_encoded(&row.7);
+            agg.merge(&row.agg);
+            hist.add_encoded(&row.latency_hist);
         }
         let mut latencies = Vec::new();
         if raw_from < until_ms {

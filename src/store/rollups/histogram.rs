@@ -86,8 +86,9 @@ pub(super) fn exact_quantile(sorted: &[i64], p: f64) -> Option<f64> {
     Some(sorted[rank - 1] as f64)
 }
 
-/// A check roll-up bucket (or a group of raw results) being built or merged.
-#[derive(Debug, Clone, Default)]
+/// A check roll-up bucket (or a group of raw results) being built or merged; also how a
+/// grouped query's row is read (columns named as the fields).
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
 pub(super) struct CheckAgg {
     pub(super) at_ms: i64,
     pub(super) total: i64,
@@ -140,43 +141,20 @@ impl CheckAgg {
     }
 }
 
-pub(super) type CheckTierRow = (i64, i64, i64, i64, i64, Option<i64>, Option<i64>, Vec<u8>);
-pub(super) type CheckRawRow = (i64, i64, i64, i64, i64, Option<i64>, Option<i64>);
-/// A check id and an hourly row, as the daily roll-up reads them.
-pub(super) type CheckDayRow = (
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-    Option<i64>,
-    Option<i64>,
-    Vec<u8>,
-);
-
-pub(super) fn check_agg_of(row: &CheckTierRow) -> CheckAgg {
-    CheckAgg {
-        at_ms: row.0,
-        total: row.1,
-        failures: row.2,
-        latency_n: row.3,
-        latency_sum: row.4,
-        latency_min: row.5,
-        latency_max: row.6,
-    }
+/// An hourly or daily check bucket as stored (`bucket_ms` read as `at_ms`).
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct CheckTierRow {
+    #[sqlx(flatten)]
+    pub(super) agg: CheckAgg,
+    pub(super) latency_hist: Vec<u8>,
 }
 
-pub(super) fn check_agg_of_raw(row: &CheckRawRow) -> CheckAgg {
-    CheckAgg {
-        at_ms: row.0,
-        total: row.1,
-        failures: row.2,
-        latency_n: row.3,
-        latency_sum: row.4,
-        latency_min: row.5,
-        latency_max: row.6,
-    }
+/// A check's hourly bucket, as the daily roll-up reads them.
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct CheckDayRow {
+    pub(super) check_id: i64,
+    #[sqlx(flatten)]
+    pub(super) bucket: CheckTierRow,
 }
 
 pub(super) fn parse_cursor(value: &str) -> Option<i64> {

@@ -38,8 +38,9 @@
 //!   [`CURSOR_SAMPLES_1H`], [`CURSOR_CHECKS_1H`], [`CURSOR_CHECKS_1D`]): everything before it
 //!   is rolled up. A step aggregates only closed buckets in `[cursor, to)` (raw → 5-minute
 //!   with `GROUP BY`, 5-minute → hourly; for checks raw → hourly → daily), reading its source
-//!   with one primary-key range seek per series or check, and writes them and the new cursor in
-//!   one transaction, so a crash repeats at most one step, and repeating is harmless: buckets
+//!   with one primary-key range seek per series or check (and the packed rows it patches with
+//!   one more), and writes them with multi-row upserts of 200 rows and the new cursor in one
+//!   transaction (`step.rs`), so a crash repeats at most one step, and repeating is harmless: buckets
 //!   are recomputed from their source, never added to. On PostgreSQL a step holds an advisory
 //!   lock, so several processes sharing one database never interleave their writes to a chunk.
 //! - **Retention never deletes what the next tier has not got yet** (raw is cut at the
@@ -65,6 +66,7 @@ mod codec;
 mod histogram;
 mod retention;
 mod sql;
+mod step;
 mod write;
 
 use std::collections::BTreeMap;
