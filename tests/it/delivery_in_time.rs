@@ -59,8 +59,7 @@ async fn a_429_is_retried_exactly_after_retry_after_and_delivered_once() {
         let d = ours["deliveries"][0].clone();
         // The claim counts the attempt before the send; the 429 is recorded only once
         // `last_error` is set, so wait for that rather than for the count.
-        (d["attempts"] == 1 && d["state"] == "pending" && d["last_error"].is_string())
-            .then_some(d)
+        (d["attempts"] == 1 && d["state"] == "pending" && d["last_error"].is_string()).then_some(d)
     })
     .await
     .expect("the 429 was not recorded");
