@@ -302,6 +302,17 @@ impl Store {
         .await)?)
     }
 
+    /// Per channel with pending deliveries, when the oldest of them was queued (its alert's
+    /// time): a channel that has kept one waiting 5 minutes counts as failing.
+    pub async fn outbox_pending_since(&self) -> anyhow::Result<Vec<(String, i64)>> {
+        Ok(on_reader!(self, |pool| sqlx::query_as(
+            "SELECT o.channel, MIN(a.created_ms) FROM outbox o JOIN alerts a ON a.id = o.alert_id \
+             WHERE o.state = 'pending' GROUP BY o.channel"
+        )
+        .fetch_all(pool)
+        .await)?)
+    }
+
     /// Alerts created in `[since, until)`, newest first, each with its deliveries.
     pub async fn list_alerts(
         &self,
