@@ -25,6 +25,9 @@ const LOCAL_FAULT_HOLD_MS: i64 = 60_000;
 /// How often the scheduler proves it is alive.
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 const SCHEDULER_STALE_AFTER_MS: i64 = 30_000;
+/// A channel whose oldest pending alert has waited this long counts as failing (PRODUCT.md:
+/// "an alert undelivered for 5 minutes"), whatever the reason (5xx, timeouts, 429s).
+pub const UNDELIVERED_FAILING_MS: i64 = 5 * 60_000;
 
 #[derive(Debug)]
 pub struct Health {
@@ -47,6 +50,9 @@ pub struct Health {
     /// Delivery health per channel. A broken channel does not make opswatch unhealthy (it
     /// keeps alerts queued), but it is shown.
     channels: RwLock<BTreeMap<String, ChannelHealth>>,
+    /// Per channel, the creation time (on the app's clock) of its oldest pending delivery;
+    /// absent when nothing waits. Kept by the dispatcher after each attempt.
+    pending_since: RwLock<BTreeMap<String, i64>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -98,7 +104,41 @@ impl Health {
             local_fault: RwLock::new(None),
             scheduler_tick_ms: AtomicI64::new(0),
             channels: RwLock::new(BTreeMap::new()),
+            pending_since: RwLock::new(BTreeMap::new()),
         }
+    }
+
+    /// Per configured channel with deliveries pending, when the oldest of them was queued
+    /// (app clock); replaces what was known, so an emptied or removed channel is forgotten.
+    pub fn record_pending_since(&self, oldest: BTreeMap<String, i64>) {
+        if let Ok(mut p) = self.pending_since.write() {
+            *p = oldest;
+        }
+    }
+
+    /// The channels as `/health` shows them at `clock_ms` (the app's clock): as the
+    /// dispatcher last recorded them, and failing when an alert has waited
+    /// [`UNDELIVERED_FAILING_MS`] or more.
+    fn channels_at(&self, clock_ms: i64) -> BTreeMap<String, ChannelHealth> {
+        let mut channels = self.channels.read().map(|c| c.clone()).unwrap_or_default();
+        let Ok(pending) = self.pending_since.read() else {
+            return channels;
+        };
+        for (name, since) in pending.iter() {
+            let waited = clock_ms - since;
+            if waited < UNDELIVERED_FAILING_MS {
+                continue;
+            }
+            let entry = channels.entry(name.clone()).or_insert(ChannelHealth {
+                ok: true,
+                error: None,
+            });
+            if entry.ok {
+                entry.ok = false;
+                entry.error = Some(format!("an alert undelivered for {} min", waited / 60_000));
+            }
+        }
+        channels
     }
 
     pub fn record_channel(&self, name: &str, ok: bool, error: Option<String>) {
@@ -182,6 +222,12 @@ impl Health {
     }
 
     pub fn report(&self, now_ms: i64) -> HealthReport {
+        self.report_at(now_ms, now_ms)
+    }
+
+    /// The report at `now_ms` (system time, what the probes record) with the channels seen
+    /// at `clock_ms` (the app's clock, what alerts are stamped with; the same in production).
+    pub fn report_at(&self, now_ms: i64, clock_ms: i64) -> HealthReport {
         let age = |at: i64| (at > 0).then(|| ((now_ms - at).max(0) as f64) / 1000.0);
         let store_at = self.store_ok_ms.load(Ordering::Relaxed);
         let tick_at = self.scheduler_tick_ms.load(Ordering::Relaxed);
@@ -229,7 +275,7 @@ impl Health {
                 disk_used_pct: None,
                 disk_free_bytes: None,
             },
-            channels: self.channels.read().map(|c| c.clone()).unwrap_or_default(),
+            channels: self.channels_at(clock_ms),
             reasons,
         }
     }

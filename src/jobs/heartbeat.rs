@@ -21,7 +21,13 @@ const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Whether the heartbeat should say "healthy" now.
 pub fn healthy(health: &Health, now_ms: i64) -> bool {
-    let report = health.report(now_ms);
+    healthy_at(health, now_ms, now_ms)
+}
+
+/// The same with the channels judged at `clock_ms`, the app's clock (see
+/// [`Health::report_at`]): a channel with an alert undelivered for 5 minutes is failing.
+pub fn healthy_at(health: &Health, now_ms: i64, clock_ms: i64) -> bool {
+    let report = health.report_at(now_ms, clock_ms);
     report.reasons.is_empty() && report.channels.values().all(|c| c.ok)
 }
 
@@ -53,7 +59,7 @@ pub fn job(cfg: &HeartbeatConfig) -> anyhow::Result<Job> {
         timeout: PING_TIMEOUT + Duration::from_secs(5),
         run: Arc::new(move |app| {
             let (client, failing) = (client.clone(), failing.clone());
-            let healthy = healthy(&app.health, now_ms());
+            let healthy = healthy_at(&app.health, now_ms(), app.clock.now_ms());
             let url = if healthy {
                 ok_url.clone()
             } else {
@@ -116,5 +122,27 @@ mod tests {
         assert!(healthy(&h, 1_500));
         h.record_store_error("disk full".into());
         assert!(!healthy(&h, 1_500));
+    }
+
+    #[test]
+    fn an_alert_undelivered_for_five_minutes_is_unhealthy() {
+        let h = Health::new("sqlite");
+        h.record_store_ok(1_000);
+        h.record_heartbeat(1_000);
+        h.record_channel("telegram", true, None);
+        let queued = 1_000_000;
+        h.record_pending_since([("telegram".to_owned(), queued)].into());
+        assert!(healthy_at(&h, 1_500, queued + 299_999));
+        assert!(!healthy_at(&h, 1_500, queued + 300_000));
+        let report = h.report_at(1_500, queued + 300_000);
+        assert_eq!(
+            report.reasons,
+            Vec::<String>::new(),
+            "opswatch itself is fine"
+        );
+        let why = report.channels["telegram"].error.clone().unwrap();
+        assert!(why.contains("undelivered for 5 min"), "{why}");
+        h.record_pending_since(Default::default());
+        assert!(healthy_at(&h, 1_500, queued + 300_000));
     }
 }

@@ -310,6 +310,13 @@ async fn set_health(app: &AppState, name: &str, healthy: bool, error: Option<&st
 }
 
 async fn update_depth(app: &AppState) {
+    if let Ok(since) = app.store.outbox_pending_since().await {
+        let configured = since
+            .into_iter()
+            .filter(|(c, _)| app.channels.contains(c))
+            .collect();
+        app.health.record_pending_since(configured);
+    }
     if let Ok(depths) = app.store.outbox_depth().await {
         for name in &app.channels {
             let depth = depths

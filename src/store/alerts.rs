@@ -302,6 +302,17 @@ impl Store {
         .await)?)
     }
 
+    /// Per channel with pending deliveries, when the oldest of them was queued (its alert's
+    /// time): a channel that has kept one waiting 5 minutes counts as failing.
+    pub async fn outbox_pending_since(&self) -> anyhow::Result<Vec<(String, i64)>> {
+        Ok(on_reader!(self, |pool| sqlx::query_as(
+            "SELECT o.channel, MIN(a.created_ms) FROM outbox o JOIN alerts a ON a.id = o.alert_id \
+             WHERE o.state = 'pending' GROUP BY o.channel"
+        )
+        .fetch_all(pool)
+        .await)?)
+    }
+
     /// Alerts created in `[since, until)`, newest first, each with its deliveries.
     pub async fn list_alerts(
         &self,
@@ -319,7 +330,38 @@ impl Store {
             .bind(limit)
             .fetch_all(pool)
             .await)?;
-        let (Some(max), Some(min)) = (rows.first().map(|r| r.id), rows.last().map(|r| r.id)) else {
+        self.with_deliveries(rows).await
+    }
+
+    /// One page of the alert log (the API's): alerts created from `since_ms` up to `newest`
+    /// = `(time, id)` inclusive, ordered by `(created_ms, id)` newest first, so that the next
+    /// page resumes exactly after the last row (keyset), also among alerts of one millisecond.
+    pub async fn list_alerts_page(
+        &self,
+        since_ms: i64,
+        newest: (i64, i64),
+        limit: i64,
+    ) -> anyhow::Result<Vec<LoggedAlert>> {
+        let sql = format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE created_ms >= $1 AND created_ms <= $2 \
+             AND (created_ms < $2 OR id <= $3) ORDER BY created_ms DESC, id DESC LIMIT $4"
+        );
+        let rows: Vec<AlertRow> = on_reader!(self, |pool| sqlx::query_as(&sql)
+            .bind(since_ms)
+            .bind(newest.0)
+            .bind(newest.1)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?;
+        self.with_deliveries(rows).await
+    }
+
+    /// `rows` with each alert's deliveries.
+    async fn with_deliveries(&self, rows: Vec<AlertRow>) -> anyhow::Result<Vec<LoggedAlert>> {
+        let (Some(max), Some(min)) = (
+            rows.iter().map(|r| r.id).max(),
+            rows.iter().map(|r| r.id).min(),
+        ) else {
             return Ok(Vec::new());
         };
         let deliveries: Vec<DeliveryRow> = on_reader!(self, |pool| sqlx::query_as(

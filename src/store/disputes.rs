@@ -121,13 +121,28 @@ impl Store {
         until_ms: i64,
         limit: i64,
     ) -> anyhow::Result<Vec<DisputeRow>> {
+        self.list_disputes_page(since_ms, (until_ms.saturating_sub(1), None), limit)
+            .await
+    }
+
+    /// Disputes recorded from `since_ms` up to `newest` = `(time, id)`: that time inclusive,
+    /// and within it only ids below `id` when given; ordered by `(created_ms, id)` newest
+    /// first, so that the next page resumes exactly after the last row.
+    pub async fn list_disputes_page(
+        &self,
+        since_ms: i64,
+        newest: (i64, Option<String>),
+        limit: i64,
+    ) -> anyhow::Result<Vec<DisputeRow>> {
         let rows: Vec<RawRow> = on_reader!(self, |pool| sqlx::query_as(
             "SELECT id, source, fields, created_ms, alert_id FROM disputes \
-             WHERE created_ms >= $1 AND created_ms < $2 \
-             ORDER BY created_ms DESC, id DESC LIMIT $3"
+             WHERE created_ms >= $1 AND created_ms <= $2 \
+             AND ($3 IS NULL OR created_ms < $2 OR id < $3) \
+             ORDER BY created_ms DESC, id DESC LIMIT $4"
         )
         .bind(since_ms)
-        .bind(until_ms)
+        .bind(newest.0)
+        .bind(newest.1.as_deref())
         .bind(limit)
         .fetch_all(pool)
         .await)?;

@@ -82,12 +82,26 @@ impl Store {
         until_ms: i64,
         limit: i64,
     ) -> anyhow::Result<Vec<ReportSummary>> {
+        self.list_reports_page(since_ms, (until_ms - 1, i64::MAX), limit)
+            .await
+    }
+
+    /// Reports created from `since_ms` up to `newest` = `(time, id)` inclusive, ordered by
+    /// `(created_ms, id)` newest first: a page that the next one resumes exactly after.
+    pub async fn list_reports_page(
+        &self,
+        since_ms: i64,
+        newest: (i64, i64),
+        limit: i64,
+    ) -> anyhow::Result<Vec<ReportSummary>> {
         Ok(on_reader!(self, |pool| sqlx::query_as(
             "SELECT id, host, kind, created_ms, summary FROM reports \
-             WHERE created_ms >= $1 AND created_ms < $2 ORDER BY created_ms DESC, id DESC LIMIT $3"
+             WHERE created_ms >= $1 AND created_ms <= $2 AND (created_ms < $2 OR id <= $3) \
+             ORDER BY created_ms DESC, id DESC LIMIT $4"
         )
         .bind(since_ms)
-        .bind(until_ms)
+        .bind(newest.0)
+        .bind(newest.1)
         .bind(limit)
         .fetch_all(pool)
         .await)?)

@@ -22,6 +22,13 @@ pub async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> impl In
     app.metrics
         .scheduler_up
         .set(i64::from(app.health.scheduler_ok(now)));
+    // As /health shows them: also down while an alert has waited 5 minutes.
+    for (name, channel) in app.health.report_at(now, app.clock.now_ms()).channels {
+        app.metrics
+            .channel_up
+            .get_or_create(&crate::daemon::metrics::ChannelLabels { channel: name })
+            .set(i64::from(channel.ok));
+    }
     (
         [
             (header::CONTENT_TYPE, format.content_type()),

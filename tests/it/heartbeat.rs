@@ -1,5 +1,5 @@
-//! `[heartbeat]`: GET url while healthy, GET url/fail while a channel fails; the URL (a
-//! credential) never appears in the log.
+//! `[heartbeat]`: GET url while healthy, GET url/fail while a channel fails (its token refused,
+//! or an alert undelivered for 5 minutes); the URL (a credential) never appears in the log.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -110,4 +110,153 @@ enabled = false
 
     let log = ow.log();
     assert!(!log.contains(SECRET), "the heartbeat URL leaked:\n{log}");
+}
+
+/// PRODUCT.md: unhealthy includes "an alert undelivered for 5 minutes". In process on a
+/// clock the test moves, with Telegram answering 500 to everything.
+#[tokio::test]
+async fn an_alert_undelivered_for_five_minutes_makes_the_heartbeat_fail_until_it_goes_out() {
+    use opswatch::daemon::clock::Clock;
+    use opswatch::rules::alert::Severity;
+    use opswatch::store::NewAlert;
+
+    use crate::support::app::spawn_app;
+
+    const T0: i64 = 1_795_737_600_000;
+    let wait = Duration::from_secs(20);
+    let dir = tempfile::tempdir().unwrap();
+    let watcher = Watcher::start().await;
+    let fake = FakeTelegram::start().await;
+    fake.set_default(Reply::ServerError);
+    let config = format!(
+        "{base}[heartbeat]\nurl = \"{hb}\"\nevery = \"1s\"\n[pm2]\nenabled = false\n\
+         [system]\nenabled = false\n",
+        base = telegram_config(&sqlite_url(dir.path()), &fake),
+        hb = watcher.url(),
+    );
+    let app = spawn_app(dir.path(), &config, Clock::manual(T0)).await;
+    let ok_path = format!("/ping/{SECRET}");
+    let fail_path = format!("/ping/{SECRET}/fail");
+    // `n` more pings on `path` than now.
+    let more_pings = |path: String, n: usize| {
+        let from = watcher.pinged(&path);
+        let watcher = &watcher;
+        async move {
+            eventually(wait, || async {
+                (watcher.pinged(&path) >= from + n).then_some(())
+            })
+            .await
+            .is_some()
+        }
+    };
+    let telegram = |health: &serde_json::Value| health["channels"]["telegram"].clone();
+
+    let alert = NewAlert {
+        dedup_key: "api-down".to_owned(),
+        severity: Severity::Critical,
+        source: "api".to_owned(),
+        kind: "http".to_owned(),
+        title: "api is DOWN".to_owned(),
+        value: None,
+        threshold: None,
+        hint: None,
+        body: None,
+        silenced: false,
+    };
+    let channels = app.app.channels.clone();
+    app.app
+        .store
+        .record_alert(&alert, &channels, T0)
+        .await
+        .unwrap();
+    // The dispatcher records each refusal with the retry time taken from the clock: wait for
+    // that before moving the clock, or the retry lands after the new time.
+    let refused = |attempts: i64| {
+        let app = &app;
+        async move {
+            eventually(wait, || async {
+                let log = app.get_json("/api/v1/alerts?since=0").await;
+                let d = log["alerts"][0]["deliveries"][0].clone();
+                (d["attempts"] == attempts
+                    && d["state"] == "pending"
+                    && d["last_error"].is_string())
+                .then_some(())
+            })
+            .await
+            .is_some()
+        }
+    };
+    app.app.wake_dispatcher();
+    assert!(refused(1).await, "the first refusal was not recorded");
+
+    // 4 minutes undelivered (retried and refused meanwhile): still healthy.
+    app.app.clock.advance(Duration::from_secs(240));
+    app.app.wake_dispatcher();
+    assert!(refused(2).await, "no retry at 4 min");
+    assert!(
+        more_pings(ok_path.clone(), 2).await,
+        "no healthy pings at 4 min"
+    );
+    assert_eq!(watcher.pinged(&fail_path), 0, "failed before 5 minutes");
+    let health = app.get_json("/health").await;
+    assert_eq!(telegram(&health)["ok"], true, "{health}");
+
+    // 5 minutes: the channel is failing; the heartbeat says so, /health and /metrics show it,
+    // and opswatch itself stays up (503 is for the store and the scheduler).
+    app.app.clock.advance(Duration::from_secs(60));
+    assert!(
+        more_pings(fail_path.clone(), 1).await,
+        "no /fail ping at 5 min"
+    );
+    let answer = reqwest::get(app.url("/health")).await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let health: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(telegram(&health)["ok"], false, "{health}");
+    let why = telegram(&health)["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(why.contains("undelivered for 5 min"), "{health}");
+    let metrics = reqwest::get(app.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("opswatch_channel_up{channel=\"telegram\"} 0"),
+        "{metrics}"
+    );
+
+    // Telegram takes it: healthy again, and only healthy pings from then on.
+    // Moving the clock on until the retry is due, however the last refusal was timed.
+    fake.set_default(Reply::Ok);
+    let delivered = eventually(wait, || async {
+        app.app.clock.advance(Duration::from_secs(600));
+        app.app.wake_dispatcher();
+        (!fake.delivered().is_empty()).then_some(())
+    })
+    .await;
+    assert!(delivered.is_some(), "never delivered");
+    assert_eq!(fake.delivered().len(), 1);
+    let health = eventually(wait, || async {
+        let h = app.get_json("/health").await;
+        (telegram(&h)["ok"] == true).then_some(h)
+    })
+    .await
+    .expect("the channel stayed failing after the delivery");
+    assert!(telegram(&health)["error"].is_null(), "{health}");
+    assert!(
+        more_pings(ok_path.clone(), 2).await,
+        "no healthy ping after the delivery"
+    );
+    let fails = watcher.pinged(&fail_path);
+    assert!(more_pings(ok_path.clone(), 2).await);
+    assert_eq!(
+        watcher.pinged(&fail_path),
+        fails,
+        "still /fail after the delivery"
+    );
+    app.stop().await;
 }

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
 
-use super::params::{ApiQuery, WindowParams, next_page};
+use super::params::{ApiQuery, Cursor, WindowParams, next_page};
 use crate::daemon::state::AppState;
 use crate::store::LoggedAlert;
 use crate::web::error::{ApiError, ApiErrors};
@@ -16,7 +16,8 @@ pub struct AlertList {
     limit: i64,
     /// True when `limit` was lowered to the maximum.
     limit_clamped: bool,
-    /// URL of the next (older) page; absent on the last one.
+    /// URL of the next (older) page: the same window and limit with a `cursor` that resumes
+    /// right after this page's last alert; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     next: Option<String>,
     /// Newest first: the alert (id, severity, source, kind, title, value, threshold, hint,
@@ -24,7 +25,7 @@ pub struct AlertList {
     alerts: Vec<LoggedAlert>,
 }
 
-/// The alert log, newest first, with each alert's delivery per channel.
+/// The alert log, newest first (by time, then id), with each alert's delivery per channel.
 #[utoipa::path(get, path = "/alerts", operation_id = "list_alerts", tag = "alerts", params(WindowParams),
     responses((status = 200, body = AlertList), ApiErrors))]
 pub async fn list(
@@ -34,15 +35,17 @@ pub async fn list(
     let window = params.parse(app.clock.now_ms())?;
     let alerts = app
         .store
-        .list_alerts(window.since_ms, window.until_ms, window.limit)
+        .list_alerts_page(window.since_ms, window.newest_int_key()?, window.limit)
         .await?;
-    let oldest = alerts.last().map(|a| a.alert.created_ms);
+    let last = alerts
+        .last()
+        .map(|a| Cursor::new(a.alert.created_ms, a.alert.id));
     let next = next_page(
         "/alerts",
         &window,
         params.host.as_deref(),
         alerts.len(),
-        oldest,
+        last,
     );
     Ok(Json(AlertList {
         since_ms: window.since_ms,

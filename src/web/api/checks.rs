@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::params::{ApiQuery, HostParams, WindowParams, check_host, next_page};
+use super::params::{ApiQuery, Cursor, HostParams, WindowParams, check_host, next_page};
 use crate::checks::{Check, CheckKind};
 use crate::daemon::health::HealthReport;
 use crate::daemon::state::AppState;
@@ -59,7 +59,8 @@ pub struct ResultsAnswer {
     until_ms: i64,
     limit: i64,
     limit_clamped: bool,
-    /// URL of the next (older) page of `results`; absent on the last one.
+    /// URL of the next (older) page of `results`: the same window and limit with a `cursor`
+    /// that resumes right after this page's last result; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     next: Option<String>,
     /// Newest first: at_ms, ok, latency_ms, status_code, error_kind, error, cert_expires_ms.
@@ -158,21 +159,21 @@ pub async fn results(
         .ok_or_else(|| ApiError::NotFound(format!("no check named {name:?}")))?;
     let results = app
         .store
-        .list_results(check.id, window.since_ms, window.until_ms, window.limit)
+        .list_results(
+            check.id,
+            window.since_ms,
+            window.end_before_cursor(),
+            window.limit,
+        )
         .await?;
     // The whole window, however long, from the raw results or the hourly roll-ups.
     let (since, until) = (window.since_ms, window.until_ms);
     let summary = app.store.check_summary(check.id, since, until).await?;
     let chart = app.store.check_chart(check.id, since, until).await?;
     let path = format!("/checks/{}/results", urlencode_segment(&check.name));
-    let oldest = results.last().map(|r| r.at_ms);
-    let next = next_page(
-        &path,
-        &window,
-        params.host.as_deref(),
-        results.len(),
-        oldest,
-    );
+    // One check has one result per millisecond at most: the time alone is the key.
+    let last = results.last().map(|r| Cursor::new(r.at_ms, ""));
+    let next = next_page(&path, &window, params.host.as_deref(), results.len(), last);
     Ok(Json(ResultsAnswer {
         check: check.name,
         since_ms: window.since_ms,

@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use super::params::{ApiQuery, WindowParams};
+use super::params::{ApiQuery, Cursor, WindowParams, next_page};
 use crate::checks::disputes::id_text;
 use crate::daemon::state::AppState;
 use crate::web::error::ApiError;
@@ -19,7 +19,7 @@ const MAX_ID_CHARS: usize = 200;
 
 /// The app's disputes (from the SQL source and from POSTs), newest first.
 #[utoipa::path(get, path = "/disputes", operation_id = "list_disputes", tag = "disputes", params(WindowParams),
-    responses((status = 200, description = "`disputes`: id, source, fields, created_ms, alert_id", body = Object), crate::web::error::ApiErrors))]
+    responses((status = 200, description = "`since_ms`, `until_ms`, `limit`, `limit_clamped`, `next` (URL of the next, older page, with a `cursor`; absent on the last page) and `disputes`: id, source, fields, created_ms, alert_id", body = Object), crate::web::error::ApiErrors))]
 pub async fn list(
     State(app): State<AppState>,
     ApiQuery(params): ApiQuery<WindowParams>,
@@ -32,13 +32,27 @@ pub async fn list(
     }
     let disputes = app
         .store
-        .list_disputes(window.since_ms, window.until_ms, window.limit)
+        .list_disputes_page(window.since_ms, window.newest_text_key(), window.limit)
         .await?;
-    Ok(Json(json!({
+    let last = disputes.last().map(|d| Cursor::new(d.created_ms, &d.id));
+    let next = next_page(
+        "/disputes",
+        &window,
+        params.host.as_deref(),
+        disputes.len(),
+        last,
+    );
+    let mut answer = json!({
         "since_ms": window.since_ms,
         "until_ms": window.until_ms,
+        "limit": window.limit,
+        "limit_clamped": window.clamped,
         "disputes": disputes,
-    })))
+    });
+    if let Some(next) = next {
+        answer["next"] = next.into();
+    }
+    Ok(Json(answer))
 }
 
 /// The body is read as bytes and parsed here, so that every malformed body (not JSON, no

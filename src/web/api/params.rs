@@ -53,6 +53,9 @@ pub struct WindowParams {
     pub limit: Option<String>,
     /// Only this host's facts; an unknown host is 404.
     pub host: Option<String>,
+    /// Where the previous page stopped, as given in its `next` URL: the page starts right
+    /// after (older than) that page's last row. Opaque; one this API did not give out is 400.
+    pub cursor: Option<String>,
 }
 
 /// `?host=` alone, for routes without other parameters.
@@ -67,13 +70,68 @@ pub struct HostParams {
 pub const MAX_LIMIT: i64 = 1000;
 
 /// A validated `[since, until)` window and row limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Window {
     pub since_ms: i64,
     pub until_ms: i64,
     pub limit: i64,
     /// The client asked for more than [`MAX_LIMIT`] rows and got `limit`.
     pub clamped: bool,
+    /// Only rows older than this one (newest first lists): the previous page's last row.
+    pub after: Option<Cursor>,
+}
+
+/// The position of a row in a newest-first list: its time and its id, which orders rows of
+/// the same millisecond. Pages resume strictly after it (keyset paging), so rows sharing a
+/// millisecond are neither skipped nor repeated, however many there are.
+///
+/// Clients see it as an opaque token (hex of `time.id`): its shape is not part of the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub time_ms: i64,
+    /// The row's id as text: an integer for alerts and reports, the app's id for disputes,
+    /// empty for check results (one check has one result per millisecond at most).
+    pub id: String,
+}
+
+impl Cursor {
+    pub fn new(time_ms: i64, id: impl ToString) -> Self {
+        Self {
+            time_ms,
+            id: id.to_string(),
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        hex::encode(format!("{}.{}", self.time_ms, self.id))
+    }
+
+    pub fn decode(token: &str) -> Result<Self, ApiError> {
+        let bad = || {
+            ApiError::BadRequest(format!(
+                "`cursor` {token:?} is not one this API gave out: copy it from a `next` URL"
+            ))
+        };
+        let text = hex::decode(token)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(bad)?;
+        let (time, id) = text.split_once('.').ok_or_else(bad)?;
+        let time_ms = time.parse().map_err(|_| bad())?;
+        Ok(Self {
+            time_ms,
+            id: id.to_owned(),
+        })
+    }
+
+    /// The id of a list keyed by integer ids (alerts, reports).
+    pub fn int_id(&self) -> Result<i64, ApiError> {
+        self.id.parse().map_err(|_| {
+            ApiError::BadRequest(
+                "`cursor` belongs to another list: copy it from this list's `next` URL".to_owned(),
+            )
+        })
+    }
 }
 
 /// This instance's host name: the `host` a fact carries. The configured top-level `host`
@@ -126,35 +184,70 @@ impl WindowParams {
                 }
             },
         };
+        let after = self.cursor.as_deref().map(Cursor::decode).transpose()?;
         Ok(Window {
             since_ms,
             until_ms,
             limit,
             clamped,
+            after,
         })
     }
 }
 
+impl Window {
+    /// `(time_ms, id)` of the newest row a page may hold, both inclusive: the window's end, or
+    /// just before the cursor's row. Lists keyed by integer ids select
+    /// `time BETWEEN since AND t AND (time < t OR id <= i)`, one index range however deep the
+    /// page.
+    pub fn newest_int_key(&self) -> Result<(i64, i64), ApiError> {
+        let end = (self.until_ms - 1, i64::MAX);
+        match &self.after {
+            Some(c) if c.time_ms < self.until_ms => Ok((c.time_ms, c.int_id()?.saturating_sub(1))),
+            Some(c) => c.int_id().map(|_| end),
+            None => Ok(end),
+        }
+    }
+}
+
+impl Window {
+    /// The same for lists keyed by text ids (disputes): `(t, Some(i))` selects
+    /// `time BETWEEN since AND t AND (time < t OR id < i)`; `None` for the id: the whole end.
+    pub fn newest_text_key(&self) -> (i64, Option<String>) {
+        match &self.after {
+            Some(c) if c.time_ms < self.until_ms => (c.time_ms, Some(c.id.clone())),
+            _ => (self.until_ms - 1, None),
+        }
+    }
+
+    /// The exclusive end for lists with one row per millisecond at most (one check's results).
+    pub fn end_before_cursor(&self) -> i64 {
+        self.after
+            .as_ref()
+            .map_or(self.until_ms, |c| c.time_ms.min(self.until_ms))
+    }
+}
+
 /// The `next` of a list answer: the URL of the following (older) page when this one is full.
-/// Lists are newest first, so the next page is the same window ending (exclusively) at the
-/// oldest row shown. Rows of one list never share a time in practice (one check's results
-/// are seconds apart; alerts and reports are ids in time order).
+/// Lists are newest first; the next page is the same window resuming after `last`, the last
+/// row shown (see [`Cursor`]).
 pub fn next_page(
     path: &str,
     window: &Window,
     host: Option<&str>,
     rows: usize,
-    oldest_ms: Option<i64>,
+    last: Option<Cursor>,
 ) -> Option<String> {
-    let oldest = oldest_ms?;
-    if (rows as i64) < window.limit || oldest <= window.since_ms {
+    let last = last?;
+    if (rows as i64) < window.limit {
         return None;
     }
     let mut query = url::form_urlencoded::Serializer::new(String::new());
     query
         .append_pair("since", &window.since_ms.to_string())
-        .append_pair("until", &oldest.to_string())
-        .append_pair("limit", &window.limit.to_string());
+        .append_pair("until", &window.until_ms.to_string())
+        .append_pair("limit", &window.limit.to_string())
+        .append_pair("cursor", &last.encode());
     if let Some(h) = host {
         query.append_pair("host", h);
     }
@@ -189,7 +282,38 @@ mod tests {
             until: until.map(str::to_owned),
             limit: limit.map(str::to_owned),
             host: None,
+            cursor: None,
         }
+    }
+
+    #[test]
+    fn a_cursor_round_trips_and_a_bad_one_is_refused() {
+        for c in [Cursor::new(1_800_000_000_123, 42), Cursor::new(5, "D.1-x")] {
+            assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
+        }
+        for bad in [
+            "",
+            "zz",
+            "6869",
+            &hex::encode("x.1"),
+            &hex::encode([0xff, 0xfe]),
+        ] {
+            assert!(
+                matches!(Cursor::decode(bad), Err(ApiError::BadRequest(_))),
+                "{bad:?} accepted"
+            );
+        }
+        let mut p = params(Some("0"), Some("10000"), None);
+        p.cursor = Some(Cursor::new(5000, 7).encode());
+        let w = p.parse(20_000).unwrap();
+        assert_eq!(w.newest_int_key().unwrap(), (5000, 6));
+        p.cursor = Some(Cursor::new(50_000, 7).encode());
+        assert_eq!(
+            p.parse(20_000).unwrap().newest_int_key().unwrap(),
+            (9999, i64::MAX)
+        );
+        p.cursor = Some(Cursor::new(5000, "D-1").encode());
+        assert!(p.parse(20_000).unwrap().newest_int_key().is_err());
     }
 
     #[test]

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use serde::Serialize;
 
-use super::params::{ApiQuery, HostParams, WindowParams, check_host, next_page};
+use super::params::{ApiQuery, Cursor, HostParams, WindowParams, check_host, next_page};
 use crate::daemon::state::AppState;
 use crate::store::{ReportSummary, StoredReport};
 use crate::web::error::{ApiError, ApiErrors};
@@ -15,7 +15,8 @@ pub struct ReportList {
     until_ms: i64,
     limit: i64,
     limit_clamped: bool,
-    /// URL of the next (older) page; absent on the last one.
+    /// URL of the next (older) page: the same window and limit with a `cursor` that resumes
+    /// right after this page's last report; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     next: Option<String>,
     /// Newest first: id, host, kind, created_ms, summary.
@@ -32,15 +33,15 @@ pub async fn list(
     let window = params.parse(app.clock.now_ms())?;
     let reports = app
         .store
-        .list_reports(window.since_ms, window.until_ms, window.limit)
+        .list_reports_page(window.since_ms, window.newest_int_key()?, window.limit)
         .await?;
-    let oldest = reports.last().map(|r| r.created_ms);
+    let last = reports.last().map(|r| Cursor::new(r.created_ms, r.id));
     let next = next_page(
         "/reports",
         &window,
         params.host.as_deref(),
         reports.len(),
-        oldest,
+        last,
     );
     Ok(Json(ReportList {
         since_ms: window.since_ms,
