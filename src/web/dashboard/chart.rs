@@ -351,7 +351,8 @@ pub fn render(chart: &Chart) -> Rendered {
             "<line class=\"v\" x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{TOP}\" y2=\"{:.0}\"/><text x=\"{x:.1}\" \
              y=\"{:.0}\" text-anchor=\"middle\">{}</text>",
             H - BOTTOM,
-            H - 8.0,
+            // Low enough that the 18-unit phone font clears the lowest y label.
+            H - 4.0,
             time_label(t, tstep)
         );
         t += tstep;
