@@ -68,13 +68,7 @@ impl Store {
 
     /// Series names starting with `prefix` (e.g. every `disk.used_pct:` mount).
     pub async fn list_series(&self, prefix: &str) -> anyhow::Result<Vec<String>> {
-        let pattern = format!(
-            "{}%",
-            prefix
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        );
+        let pattern = super::rollups::like_prefix(prefix);
         Ok(on_reader!(self, |pool| sqlx::query_scalar(
             "SELECT name FROM series WHERE host = $1 AND name LIKE $2 ESCAPE '\\' ORDER BY name"
         )

@@ -24,6 +24,7 @@ mod locked_store;
 mod login;
 mod metrics_format;
 mod paging;
+mod page_reads;
 mod pm2_real;
 mod pm2_socket;
 mod process_alerts;

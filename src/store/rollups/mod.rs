@@ -64,6 +64,7 @@ mod charts;
 mod check_stats;
 mod codec;
 mod histogram;
+mod many;
 mod retention;
 mod sql;
 mod step;
@@ -76,6 +77,8 @@ use serde::Serialize;
 pub use self::codec::preferred_tier;
 use self::codec::*;
 use self::histogram::*;
+pub(super) use self::many::like_prefix;
+pub use self::many::{DayCount, SQL_CHECKS_RAW_POINTS, SQL_PREFIX_CHUNKS, SQL_PREFIX_RAW};
 pub use self::sql::*;
 use super::{Backend, MAX_POINTS, Point, Pool, Store, now_ms, on_reader, on_writer};
 

@@ -234,6 +234,55 @@ impl Scale {
     }
 }
 
+/// Height a threshold label needs at the largest size it is drawn (18 units on a phone,
+/// where the chart is scaled down) plus a margin.
+const LABEL_H: f64 = 20.0;
+
+/// Where a threshold label goes: `y` is its baseline, or its top when `hanging`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct LabelPos {
+    y: f64,
+    hanging: bool,
+}
+
+/// Places the labels of threshold lines at `lines` (their y, any order; the answer is in the
+/// same order). A label sits just above its line; when that would overlap the label of the
+/// line above it (warning 80 % and critical 90 % are 18 units apart on a 0–100 % chart, less
+/// than a label's height at the phone font size) or leave the chart at the top, it hangs just
+/// under its line instead, and is nudged further down only when that still overlaps. A label
+/// is never drawn across its own line.
+fn place_labels(lines: &[f64]) -> Vec<LabelPos> {
+    let mut order: Vec<usize> = (0..lines.len()).collect();
+    order.sort_by(|a, b| lines[*a].total_cmp(&lines[*b]));
+    let mut out = vec![
+        LabelPos {
+            y: 0.0,
+            hanging: false
+        };
+        lines.len()
+    ];
+    let mut prev_bottom = f64::NEG_INFINITY;
+    for i in order {
+        let y = lines[i];
+        let above = y - 3.0;
+        if above - LABEL_H >= prev_bottom.max(0.0) {
+            out[i] = LabelPos {
+                y: above,
+                hanging: false,
+            };
+            prev_bottom = above;
+        } else {
+            let top = (y + 3.0).max(prev_bottom);
+            out[i] = LabelPos {
+                y: top,
+                hanging: true,
+            };
+            prev_bottom = top + LABEL_H;
+        }
+    }
+    out
+}
+
 /// Draws `chart`.
 pub fn render(chart: &Chart) -> Rendered {
     let all: Vec<&Point> = chart.lines.iter().flat_map(|l| &l.points).collect();
@@ -302,7 +351,8 @@ pub fn render(chart: &Chart) -> Rendered {
             "<line class=\"v\" x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{TOP}\" y2=\"{:.0}\"/><text x=\"{x:.1}\" \
              y=\"{:.0}\" text-anchor=\"middle\">{}</text>",
             H - BOTTOM,
-            H - 8.0,
+            // Low enough that the 18-unit phone font clears the lowest y label.
+            H - 4.0,
             time_label(t, tstep)
         );
         t += tstep;
@@ -343,10 +393,13 @@ pub fn render(chart: &Chart) -> Rendered {
         }
     }
 
-    for th in &chart.thresholds {
-        if th.value < s.y0 || th.value > s.y1 {
-            continue;
-        }
+    let shown: Vec<&Threshold> = chart
+        .thresholds
+        .iter()
+        .filter(|th| th.value >= s.y0 && th.value <= s.y1)
+        .collect();
+    let lines: Vec<f64> = shown.iter().map(|th| s.y(th.value)).collect();
+    for (th, label) in shown.iter().zip(place_labels(&lines)) {
         let (class, word) = match th.level {
             Level::Warning => ("warn", "warning"),
             Level::Critical => ("crit", "critical"),
@@ -356,10 +409,15 @@ pub fn render(chart: &Chart) -> Rendered {
         let _ = write!(
             svg,
             "<g class=\"thr {class}\"><line x1=\"{LEFT}\" x2=\"{:.0}\" y1=\"{y:.1}\" y2=\"{y:.1}\"/>\
-             <text x=\"{:.0}\" y=\"{:.1}\" text-anchor=\"end\">{word} {}</text></g>",
+             <text x=\"{:.0}\" y=\"{:.1}\" text-anchor=\"end\"{}>{word} {}</text></g>",
             W - RIGHT,
             W - RIGHT - 2.0,
-            y - 3.0,
+            label.y,
+            if label.hanging {
+                " dominant-baseline=\"hanging\""
+            } else {
+                ""
+            },
             esc(&chart.unit.format(th.value))
         );
     }
@@ -726,6 +784,61 @@ mod tests {
         assert_eq!(nice_step(170.0), 200.0);
         assert_eq!(time_step(86_400_000), 6 * 3_600_000);
         assert_eq!(time_step(3_600_000), 10 * 60_000);
+    }
+
+    #[test]
+    fn close_threshold_labels_are_nudged_apart() {
+        let above = |y: f64| LabelPos {
+            y: y - 3.0,
+            hanging: false,
+        };
+        let under = |y: f64| LabelPos {
+            y: y + 3.0,
+            hanging: true,
+        };
+        // Far apart: each just above its line.
+        assert_eq!(place_labels(&[150.0, 60.0]), [above(150.0), above(60.0)]);
+        // Warning 80 % and critical 90 % on a 0–100 % chart (lines 17.6 apart): critical above
+        // its line, warning under its own, so the two boxes do not overlap.
+        let y = place_labels(&[45.2, 27.6]);
+        assert_eq!(y, [under(45.2), above(27.6)]);
+        assert!(y[0].y >= y[1].y, "{y:?}");
+        // A line at the top has its label under it rather than cut off.
+        assert_eq!(place_labels(&[12.0]), [under(12.0)]);
+        // Three lines within a few units (load thresholds and the per-core line): the third
+        // label is pushed below the second one's box.
+        let y = place_labels(&[100.0, 96.0, 98.0]);
+        assert_eq!(y[1], above(96.0));
+        assert_eq!(y[2], under(98.0));
+        assert_eq!(
+            y[0],
+            LabelPos {
+                y: 98.0 + 3.0 + LABEL_H,
+                hanging: true
+            }
+        );
+        // Through `render`: warning 80 % hangs under its line, critical 90 % sits above its.
+        let mut c = chart(vec![p(0, 10.0), p(60_000, 20.0)]);
+        c.thresholds = vec![
+            Threshold {
+                level: Level::Warning,
+                value: 80.0,
+            },
+            Threshold {
+                level: Level::Critical,
+                value: 90.0,
+            },
+        ];
+        let svg = render(&c).svg;
+        let label = |word: &str| -> &str {
+            let at = svg.find(&format!(">{word} ")).expect(word);
+            &svg[svg[..at].rfind("<text").expect("text")..at]
+        };
+        assert!(
+            label("warning").contains("dominant-baseline=\"hanging\""),
+            "{svg}"
+        );
+        assert!(!label("critical").contains("hanging"), "{svg}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use super::{
     path_segment, range_links, state_class,
 };
 use crate::daemon::state::AppState;
+use crate::store::rollups::DayCount;
 use crate::store::{CheckRow, Store, now_ms};
 
 const DAY_MS: i64 = 86_400_000;
@@ -36,7 +37,12 @@ pub struct EndpointRow {
     pub last_error: String,
 }
 
-/// The configured HTTP checks with their state now and their last 24 hours.
+/// Width of a sparkline point over the last 24 hours: the sparkline draws at most 48.
+const SPARK_POINT_MS: i64 = DAY_MS / 48;
+
+/// The configured HTTP checks with their state now and their last 24 hours: two reads for
+/// all the checks (the check rows, and the last day's results grouped into sparkline points
+/// whose counts also give the uptime).
 pub async fn endpoint_rows(app: &AppState, now: i64) -> anyhow::Result<Vec<EndpointRow>> {
     let stored: HashMap<String, CheckRow> = app
         .store
@@ -45,6 +51,10 @@ pub async fn endpoint_rows(app: &AppState, now: i64) -> anyhow::Result<Vec<Endpo
         .into_iter()
         .map(|c| (c.name.clone(), c))
         .collect();
+    let mut day = app
+        .store
+        .checks_points(now - DAY_MS, now + 1, SPARK_POINT_MS)
+        .await?;
     let mut rows = Vec::new();
     for h in &app.config.http {
         let check = stored.get(&h.name);
@@ -67,11 +77,13 @@ pub async fn endpoint_rows(app: &AppState, now: i64) -> anyhow::Result<Vec<Endpo
         };
         row.state_class = state_class(&row.state);
         if let Some(c) = check {
-            let since = now - DAY_MS;
-            let summary = app.store.check_summary(c.id, since, now + 1).await?;
-            row.uptime_24h = fmt_uptime(summary.uptime_pct);
-            let chart = app.store.check_chart(c.id, since, now + 1).await?;
-            let values: Vec<Option<f64>> = chart.points.iter().map(|p| p.latency_avg).collect();
+            let points = day.remove(&c.id).unwrap_or_default();
+            let (total, failures) = points
+                .iter()
+                .fold((0, 0), |(t, f), p| (t + p.total, f + p.failures));
+            row.uptime_24h =
+                fmt_uptime((total > 0).then(|| 100.0 * (total - failures) as f64 / total as f64));
+            let values: Vec<Option<f64>> = points.iter().map(|p| p.latency_avg).collect();
             if let Some(Some(last)) = values.last() {
                 row.latency_now = format!("{last:.0} ms");
             }
@@ -97,16 +109,14 @@ pub async fn list(State(app): State<AppState>) -> Result<ListPage, PageError> {
     })
 }
 
-/// Daily uptime of a check over the `days` days up to today (UTC), oldest first.
-pub async fn daily_bars(
-    store: &Store,
-    check_id: i64,
-    days: i64,
-    now: i64,
-) -> anyhow::Result<Vec<DayBar>> {
-    let today = now.div_euclid(DAY_MS) * DAY_MS;
-    let first = today - (days - 1) * DAY_MS;
-    let chart = store.check_chart(check_id, first, now + 1).await?;
+/// The first day (UTC) of `days` days up to today.
+pub fn first_day(days: i64, now: i64) -> i64 {
+    now.div_euclid(DAY_MS) * DAY_MS - (days - 1) * DAY_MS
+}
+
+/// Daily uptime over the `days` days from `first`, oldest first, from the days a check had
+/// results in (see [`Store::checks_daily`]).
+pub fn daily_bars(counts: &[DayCount], first: i64, days: i64) -> Vec<DayBar> {
     let mut bars: Vec<DayBar> = (0..days)
         .map(|i| DayBar {
             day_ms: first + i * DAY_MS,
@@ -114,14 +124,14 @@ pub async fn daily_bars(
             failures: 0,
         })
         .collect();
-    for p in chart.points {
-        let i = (p.at_ms - first).div_euclid(DAY_MS);
+    for c in counts {
+        let i = (c.day_ms - first).div_euclid(DAY_MS);
         if let Some(b) = usize::try_from(i).ok().and_then(|i| bars.get_mut(i)) {
-            b.total += p.total;
-            b.failures += p.failures;
+            b.total += c.total;
+            b.failures += c.failures;
         }
     }
-    Ok(bars)
+    bars
 }
 
 struct WindowRow {
@@ -211,7 +221,9 @@ pub async fn one(
             p95: ms_or_dash(s.latency.p95),
         });
     }
-    let bars = daily_bars(&app.store, check.id, 90, now).await?;
+    let first = first_day(90, now);
+    let mut days = app.store.checks_daily(first, now + 1).await?;
+    let bars = daily_bars(&days.remove(&check.id).unwrap_or_default(), first, 90);
     let bars = chart::uptime_bars(&bars, &format!("{name}: daily uptime, last 90 days"));
     let latency = latency_chart(&app.store, &check, now, span, range).await?;
     let incidents = app

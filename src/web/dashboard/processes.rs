@@ -1,13 +1,18 @@
 //! `/processes`: PM2 apps and systemd units with state, uptime, CPU, memory and restarts.
 
+use std::collections::HashMap;
+
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::State;
 
 use super::{Meta, PageError, chart, fmt_bytes, fmt_duration, state_class};
 use crate::daemon::state::AppState;
-use crate::store::now_ms;
+use crate::store::rollups::FIVE_MINUTES_MS;
+use crate::store::series::{self, PM2_RESTARTS, SYSTEMD_RESTARTS};
+use crate::store::{Point, now_ms};
 
+const MINUTE_MS: i64 = 60_000;
 const HOUR_MS: i64 = 3_600_000;
 /// The crash-loop rule's window and count (PRODUCT.md: > 5 restarts within 5 min).
 const CRASH_LOOP_WINDOW_MS: i64 = 5 * 60_000;
@@ -42,15 +47,15 @@ struct Restarts {
     /// Per hour, oldest first; `None` where nothing was sampled.
     hourly: Vec<Option<f64>>,
     last_hour: f64,
-    /// Within about the last 5 minutes (points are a few minutes wide at 24 h).
+    /// Within about the last 5 minutes (points are 5 minutes wide up to the roll-up's
+    /// cursor, a minute after it).
     recent: f64,
 }
 
-/// One chart read per process (it was three: 5 minutes, an hour, 24 hours); a drop in the
-/// counter is a reset, counted from zero.
-async fn restarts(app: &AppState, series: &str, now: i64) -> anyhow::Result<Restarts> {
+/// Restarts from a restart counter's points over the last 24 hours, oldest first; a drop in
+/// the counter is a reset, counted from zero.
+fn restarts(points: &[Point], now: i64) -> Restarts {
     let since = now - 24 * HOUR_MS;
-    let points = app.store.query_series(series, since, now + 1).await?;
     let mut out = Restarts {
         hourly: vec![None; 24],
         last_hour: 0.0,
@@ -72,6 +77,37 @@ async fn restarts(app: &AppState, series: &str, now: i64) -> anyhow::Result<Rest
         }
         prev = Some(p.max);
     }
+    out
+}
+
+/// The last 24 hours of every restart counter named `prefix…`, keyed by name. One read for
+/// all of them (5-minute roll-ups, then the raw samples of the last minutes a minute apart)
+/// while `[history] five_minute` keeps a day; with a shorter retention, one read per counter
+/// that picks whichever tier covers the day.
+async fn restart_points(
+    app: &AppState,
+    prefix: &str,
+    names: &[String],
+    now: i64,
+) -> anyhow::Result<HashMap<String, Vec<Point>>> {
+    // From a 5-minute boundary: a roll-up bucket is read whole or not at all.
+    let since = (now - 24 * HOUR_MS).div_euclid(FIVE_MINUTES_MS) * FIVE_MINUTES_MS;
+    if names.is_empty() {
+        return Ok(HashMap::new());
+    }
+    if app.config.history.five_minute.as_millis_i64() >= 24 * HOUR_MS + FIVE_MINUTES_MS {
+        return app
+            .store
+            .series_points_by_prefix(prefix, since, now + 1, MINUTE_MS)
+            .await;
+    }
+    let mut out = HashMap::new();
+    for name in names {
+        out.insert(
+            name.clone(),
+            app.store.query_series(name, since, now + 1).await?,
+        );
+    }
     Ok(out)
 }
 
@@ -87,9 +123,14 @@ pub async fn process_rows(
         if let Some(e) = &reading.error {
             notes.push(format!("PM2: {e}"));
         }
-        for a in reading.items {
-            let series = format!("pm2.restarts:{}#{}", a.name, a.pm_id);
-            let r = restarts(app, &series, now).await?;
+        let names: Vec<String> = reading
+            .items
+            .iter()
+            .map(|a| series::of(PM2_RESTARTS, &series::pm2_instance(&a.name, a.pm_id)))
+            .collect();
+        let points = restart_points(app, PM2_RESTARTS, &names, now).await?;
+        for (a, series) in reading.items.into_iter().zip(&names) {
+            let r = restarts(points.get(series).map_or(&[], Vec::as_slice), now);
             let crash_loop = r.recent > CRASH_LOOP_RESTARTS;
             let hour = r.last_hour.round() as i64;
             let spark = r.hourly;
@@ -119,9 +160,14 @@ pub async fn process_rows(
         if let Some(e) = &reading.error {
             notes.push(format!("systemd: {e}"));
         }
-        for u in reading.items {
-            let series = format!("systemd.restarts:{}", u.unit);
-            let r = restarts(app, &series, now).await?;
+        let names: Vec<String> = reading
+            .items
+            .iter()
+            .map(|u| series::of(SYSTEMD_RESTARTS, &u.unit))
+            .collect();
+        let points = restart_points(app, SYSTEMD_RESTARTS, &names, now).await?;
+        for (u, series) in reading.items.into_iter().zip(&names) {
+            let r = restarts(points.get(series).map_or(&[], Vec::as_slice), now);
             let crash_loop = r.recent > CRASH_LOOP_RESTARTS;
             let hour = r.last_hour.round() as i64;
             let spark = r.hourly;

@@ -9,12 +9,11 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::endpoints::daily_bars;
+use super::endpoints::{daily_bars, first_day};
 use super::{PageError, assets, chart, fmt_duration, fmt_time, fmt_uptime};
 use crate::daemon::state::AppState;
 use crate::store::now_ms;
 
-const DAY_MS: i64 = 86_400_000;
 const CACHE_CONTROL: &str = "public, max-age=30";
 
 struct CheckLine {
@@ -49,6 +48,15 @@ pub async fn page(State(app): State<AppState>) -> Result<Response, PageError> {
         None => app.config.http.iter().map(|h| h.name.clone()).collect(),
     };
     let open = app.store.list_open_incidents().await?;
+    let first = first_day(90, now);
+    let mut days = app.store.checks_daily(first, now + 1).await?;
+    let stored: std::collections::HashMap<String, crate::store::CheckRow> = app
+        .store
+        .list_checks()
+        .await?
+        .into_iter()
+        .map(|c| (c.name.clone(), c))
+        .collect();
     let mut checks = Vec::new();
     for name in names {
         let mut line = CheckLine {
@@ -60,15 +68,16 @@ pub async fn page(State(app): State<AppState>) -> Result<Response, PageError> {
             bars_summary: String::new(),
             open_for: String::new(),
         };
-        if let Some(c) = app.store.find_check(&name).await? {
+        if let Some(c) = stored.get(&name) {
             line.known = c.state != crate::store::CheckState::Unknown;
             line.up = c.state == crate::store::CheckState::Up;
-            let s = app
-                .store
-                .check_summary(c.id, now - 90 * DAY_MS, now + 1)
-                .await?;
-            line.uptime_90d = fmt_uptime(s.uptime_pct);
-            let bars = daily_bars(&app.store, c.id, 90, now).await?;
+            // The figure beside the bars is over the days they show.
+            let bars = daily_bars(&days.remove(&c.id).unwrap_or_default(), first, 90);
+            let (total, failures) = bars
+                .iter()
+                .fold((0, 0), |(t, f), b| (t + b.total, f + b.failures));
+            line.uptime_90d =
+                fmt_uptime((total > 0).then(|| 100.0 * (total - failures) as f64 / total as f64));
             let r = chart::uptime_bars(&bars, &format!("{name}: daily uptime, last 90 days"));
             line.bars = r.svg;
             line.bars_summary = r.summary;
