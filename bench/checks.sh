@@ -9,6 +9,8 @@
 #   CHECKS_N=20 CHECKS_EVERY_S=30 CHECKS_WARMUP_S=135 CHECKS_WINDOW_S=300
 #   MANY_N=1000 MANY_PORTS=4 MANY_EVERY_S=60 MANY_WARMUP_S=90 MANY_WINDOW_S=300
 #   LAT_RUNS=10 CHECKS_FIGURES="1 2 3"
+#   OPSWATCH_BIN=path: measure that binary instead of building the tree's release binary
+#   (to compare a saved "before" build with the tree in the same conditions)
 # Raw numbers go to bench/out/checks-<date>.txt; the table is printed at the end.
 # Only loopback addresses are used; every process started here is stopped on exit.
 set -euo pipefail
@@ -47,14 +49,18 @@ declare -A R=()
 
 # ---------------------------------------------------------------- peers, build, machine
 ensure_tools monit:monit
-log "building the release binary (may wait on cargo's lock)"
-cargo build --release >&2
-BIN="$ROOT/target/release/opswatch"
+if [[ -n ${OPSWATCH_BIN:-} ]]; then
+    BIN=$OPSWATCH_BIN
+else
+    log "building the release binary (may wait on cargo's lock)"
+    cargo build --release >&2
+    BIN="$ROOT/target/release/opswatch"
+fi
 [[ -x $BIN ]] || die "$BIN was not built"
 MONIT_BIN=$(command -v monit)
 rec_machine "$BIN"
 rec monit_version "$("$MONIT_BIN" -V | head -1)"
-rec knobs "N=$N EVERY_S=$EVERY_S WARMUP_S=$WARMUP_S WINDOW_S=$WINDOW_S MANY_N=$MANY_N MANY_PORTS=$MANY_PORTS MANY_EVERY_S=$MANY_EVERY_S MANY_WARMUP_S=$MANY_WARMUP_S MANY_WINDOW_S=$MANY_WINDOW_S LAT_RUNS=$LAT_RUNS FIGURES=$FIGURES"
+rec knobs "N=$N EVERY_S=$EVERY_S WARMUP_S=$WARMUP_S WINDOW_S=$WINDOW_S MANY_N=$MANY_N MANY_PORTS=$MANY_PORTS MANY_EVERY_S=$MANY_EVERY_S MANY_WARMUP_S=$MANY_WARMUP_S MANY_WINDOW_S=$MANY_WINDOW_S LAT_RUNS=$LAT_RUNS FIGURES=$FIGURES OPSWATCH_BIN=${OPSWATCH_BIN:-built}"
 
 # The fake Telegram every opswatch here sends to (nothing is sent in 1 and 2: all targets up).
 TG_PORT=$(free_port)

@@ -1,9 +1,17 @@
 //! One run of a scheduled job: never beside another run of the same job, contained (an error,
-//! a timeout or a panic is an outcome, not the end of the scheduler), recorded in the store,
-//! and after [`FAILURES_BEFORE_WARNING`] failed runs in a row, one WARNING (into the digest).
+//! a timeout or a panic is an outcome, not the end of the scheduler), recorded, and after
+//! [`FAILURES_BEFORE_WARNING`] failed runs in a row, one WARNING (into the digest).
+//!
+//! What is stored: every run of a cron job (rare, and each one matters: a report, a restart).
+//! Interval jobs (every check's probe sweep, host sampling, pollers) run every few seconds;
+//! one store write per run doubled the writes of a probe and broke the CPU budget of the
+//! checks (BENCHMARKS.md). Their latest run is kept in memory for `GET /api/v1/jobs`, and the
+//! store gets only the runs that say something: every failed run (the streak of failures, and
+//! so the WARNING, survives a restart: it is read back from the store) and a run whose outcome
+//! differs from the previous one (the recovery after a failure; the first run of a process).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -41,6 +49,19 @@ pub struct JobView {
     pub next_run_ms: Option<i64>,
     pub running: bool,
     pub consecutive_failures: u32,
+    /// The latest run of this process (`None` before its first run: the store has older ones).
+    pub last_run: Option<LastRun>,
+}
+
+/// The latest run of a job, as `GET /api/v1/jobs` shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LastRun {
+    pub started_ms: i64,
+    /// `None` while it runs.
+    pub finished_ms: Option<i64>,
+    pub occurrence_ms: Option<i64>,
+    pub outcome: RunOutcome,
+    pub error: Option<String>,
 }
 
 /// Every scheduled job of this process and when it runs next.
@@ -61,6 +82,7 @@ impl JobBoard {
                     next_run_ms: None,
                     running: false,
                     consecutive_failures: 0,
+                    last_run: None,
                 },
             );
         }
@@ -71,6 +93,17 @@ impl JobBoard {
             .read()
             .map(|j| j.values().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// The outcome of the latest run this process saw, if any.
+    fn last_outcome(&self, name: &str) -> Option<RunOutcome> {
+        self.jobs
+            .read()
+            .ok()?
+            .get(name)?
+            .last_run
+            .as_ref()
+            .map(|r| r.outcome)
     }
 
     pub fn set_next(&self, name: &str, next_ms: Option<i64>) {
@@ -92,6 +125,37 @@ pub struct RunGuard {
     /// Held while a run is going: a second run of the same job is refused.
     running: tokio::sync::Mutex<()>,
     failures: AtomicU32,
+    /// Whether `failures` was read back from the store (once, before the first run).
+    resumed: AtomicBool,
+}
+
+impl RunGuard {
+    /// Before the first run of this process: the failed runs in a row the store remembers, so
+    /// a streak (and a WARNING to clear) carries over a restart or a reload.
+    async fn resume(&self, app: &AppState, host: &str, job: &str) {
+        if self.resumed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        match app.store.job_failure_streak(host, job).await {
+            Ok(n) => {
+                self.failures.store(n, Ordering::SeqCst);
+                app.jobs.update(job, |v| v.consecutive_failures = n);
+            }
+            Err(e) => {
+                tracing::warn!(
+                    job,
+                    error = format!("{e:#}"),
+                    "cannot read the job's failed runs; counting from zero"
+                );
+            }
+        }
+    }
+}
+
+/// Whether a run goes to the store: every cron run; an interval run when it failed or when
+/// its outcome differs from the previous run's (see the module's doc).
+fn stored(cron: bool, previous: Option<RunOutcome>, outcome: RunOutcome) -> bool {
+    cron || outcome.is_failure() || previous != Some(outcome)
 }
 
 /// Runs `job` once for `occurrence` (cron) or now (interval), and records it. Returns how
@@ -107,22 +171,53 @@ pub async fn run_once(
     let Ok(_running) = guard.running.try_lock() else {
         tracing::warn!(job = %job.name, "previous run still going; this one is skipped");
         let now = now_ms();
-        record(
-            app,
-            host,
-            &job.name,
-            None,
-            occurrence_ms,
-            now,
-            now,
-            RunOutcome::Skipped,
-            Some("the previous run was still going"),
-        )
-        .await;
+        let error = "the previous run was still going";
+        let previous = app.jobs.last_outcome(&job.name);
+        if stored(occurrence_ms.is_some(), previous, RunOutcome::Skipped) {
+            record(
+                app,
+                host,
+                &job.name,
+                None,
+                occurrence_ms,
+                now,
+                now,
+                RunOutcome::Skipped,
+                Some(error),
+            )
+            .await;
+        }
+        // The run still going stays the one shown.
+        if previous != Some(RunOutcome::Running) {
+            app.jobs.update(&job.name, |v| {
+                v.last_run = Some(LastRun {
+                    started_ms: now,
+                    finished_ms: Some(now),
+                    occurrence_ms,
+                    outcome: RunOutcome::Skipped,
+                    error: Some(error.to_owned()),
+                });
+            });
+        }
         return RunOutcome::Skipped;
     };
-    app.jobs.update(&job.name, |v| v.running = true);
+    guard.resume(app, host, &job.name).await;
+    let previous_outcome = app.jobs.last_outcome(&job.name);
     let started = now_ms();
+    app.jobs.update(&job.name, |v| {
+        v.running = true;
+        // A cron run shows as running (as its stored row does); an interval job keeps showing
+        // its previous run until this one ends.
+        if occurrence_ms.is_some() {
+            v.last_run = Some(LastRun {
+                started_ms: started,
+                finished_ms: None,
+                occurrence_ms,
+                outcome: RunOutcome::Running,
+                error: None,
+            });
+        }
+    });
     // Cron runs are rare and matter: record the start, so a run cut short by a crash shows.
     let run_id = match occurrence_ms {
         Some(occ) => match app
@@ -186,9 +281,8 @@ pub async fn run_once(
             error.as_deref(),
         )
         .await;
-    } else {
-        // Interval runs are frequent: their record is written beside the next run instead of
-        // delaying it.
+    } else if stored(false, previous_outcome, outcome) {
+        // Written beside the next run instead of delaying it.
         let (app, host, name, error) = (
             app.clone(),
             host.to_owned(),
@@ -223,6 +317,13 @@ pub async fn run_once(
     app.jobs.update(&job.name, |v| {
         v.running = false;
         v.consecutive_failures = failures;
+        v.last_run = Some(LastRun {
+            started_ms: started,
+            finished_ms: Some(finished),
+            occurrence_ms,
+            outcome,
+            error: error.clone(),
+        });
     });
     // One WARNING when the streak reaches the limit; cleared by the next success.
     let level = if failures == FAILURES_BEFORE_WARNING {
@@ -381,6 +482,109 @@ mod tests {
         let cond = app
             .store
             .find_condition("job:flaky")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(cond.level, crate::rules::condition::Level::Ok);
+    }
+
+    /// The stored outcomes of `name`, oldest first, once at least `n` are there (interval
+    /// records are written by a task beside the next run).
+    async fn stored_runs(app: &AppState, name: &str, n: usize) -> Vec<String> {
+        for _ in 0..500 {
+            let runs = app.store.list_job_runs("h", name, 100).await.unwrap();
+            if runs.len() >= n {
+                return runs.into_iter().rev().map(|r| r.outcome).collect();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("fewer than {n} runs of {name} were stored");
+    }
+
+    #[tokio::test]
+    async fn interval_runs_are_stored_only_when_they_fail_or_change_and_shown_from_memory() {
+        let app = crate::daemon::testing::app_on_temp_sqlite().await;
+        let fail = Arc::new(AtomicBool::new(false));
+        let f = fail.clone();
+        let j = job(
+            "probe",
+            Arc::new(move |_| {
+                let f = f.clone();
+                Box::pin(async move {
+                    if f.load(Ordering::SeqCst) {
+                        anyhow::bail!("connection refused");
+                    }
+                    Ok(())
+                })
+            }),
+        );
+        app.jobs.register("probe", "every 1m".into());
+        let guard = Arc::new(RunGuard::default());
+        let stored = |app: AppState, n: usize| async move { stored_runs(&app, "probe", n).await };
+        for _ in 0..5 {
+            assert_eq!(run_once(&app, &j, &guard, "h", None).await, RunOutcome::Ok);
+        }
+        assert_eq!(stored(app.clone(), 1).await, ["ok"], "the first run only");
+        let view = &app.jobs.list()[0];
+        let last = view.last_run.as_ref().expect("the last run is in memory");
+        assert_eq!(last.outcome, RunOutcome::Ok);
+        assert!(last.finished_ms.is_some());
+
+        fail.store(true, Ordering::SeqCst);
+        for _ in 0..2 {
+            run_once(&app, &j, &guard, "h", None).await;
+        }
+        fail.store(false, Ordering::SeqCst);
+        for _ in 0..3 {
+            run_once(&app, &j, &guard, "h", None).await;
+        }
+        assert_eq!(
+            stored(app.clone(), 4).await,
+            ["ok", "failed", "failed", "ok"],
+            "each failure and the recovery, not the runs that said nothing new"
+        );
+        let last = app.jobs.list()[0].last_run.clone().unwrap();
+        assert_eq!(last.outcome, RunOutcome::Ok);
+    }
+
+    #[tokio::test]
+    async fn a_streak_of_failures_carries_over_a_restart_and_warns_once() {
+        let app = crate::daemon::testing::app_on_temp_sqlite().await;
+        let j = job(
+            "probe",
+            Arc::new(|_| Box::pin(async { anyhow::bail!("connection refused") })),
+        );
+        app.jobs.register("probe", "every 1m".into());
+        // Two failures, then opswatch restarts (a new guard and board, the same store).
+        let before = Arc::new(RunGuard::default());
+        for _ in 0..2 {
+            run_once(&app, &j, &before, "h", None).await;
+        }
+        stored_runs(&app, "probe", 2).await;
+        let after = Arc::new(RunGuard::default());
+        app.jobs.register("probe", "every 1m".into());
+        run_once(&app, &j, &after, "h", None).await;
+        let cond = app.store.find_condition("job:probe").await.unwrap();
+        assert_eq!(
+            cond.map(|c| c.level),
+            Some(crate::rules::condition::Level::Warning),
+            "the third failure in a row warns, across the restart"
+        );
+        run_once(&app, &j, &after, "h", None).await;
+        let items = app.store.pending_digest_items().await.unwrap();
+        let ours: Vec<_> = items.iter().filter(|i| i.key == "job:probe").collect();
+        assert_eq!(ours.len(), 1);
+        assert_eq!(ours[0].count, 1, "one WARNING");
+        assert_eq!(app.jobs.list()[0].consecutive_failures, 4);
+
+        // A restart after the warning: the first success clears it.
+        stored_runs(&app, "probe", 4).await;
+        let again = Arc::new(RunGuard::default());
+        let ok = job("probe", Arc::new(|_| Box::pin(async { Ok(()) })));
+        run_once(&app, &ok, &again, "h", None).await;
+        let cond = app
+            .store
+            .find_condition("job:probe")
             .await
             .unwrap()
             .unwrap();

@@ -1,5 +1,6 @@
 //! `GET /api/v1/jobs`: every scheduled job of this instance with its schedule, its last run
-//! (start, end, outcome, error) and its next run.
+//! (start, end, outcome, error) and its next run. The last run comes from memory (this
+//! process's runs) or else from the store (the runs of an earlier process).
 
 use axum::Json;
 use axum::extract::State;
@@ -19,27 +20,43 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     check_host(params.host.as_deref())?;
     let host = crate::reports::this_host();
-    let last = app.store.latest_job_runs(&host).await?;
-    let jobs: Vec<Value> = app
-        .jobs
-        .list()
+    let board = app.jobs.list();
+    // This process's runs are in memory (interval runs are not all stored); the store has
+    // the runs of earlier processes, for a job that has not run since.
+    let stored = if board.iter().any(|j| j.last_run.is_none()) {
+        app.store.latest_job_runs(&host).await?
+    } else {
+        Vec::new()
+    };
+    let jobs: Vec<Value> = board
         .into_iter()
         .map(|j| {
-            let run = last.iter().find(|r| r.job == j.name);
-            json!({
-                "name": j.name,
-                "schedule": j.schedule,
-                "running": j.running,
-                "next_run_ms": j.next_run_ms,
-                "consecutive_failures": j.consecutive_failures,
-                "last_run": run.map(|r| json!({
+            let run = match &j.last_run {
+                Some(r) => Some(json!({
                     "started_ms": r.started_ms,
                     "finished_ms": r.finished_ms,
                     "occurrence_ms": r.occurrence_ms,
                     "outcome": r.outcome,
                     "error": r.error,
                 })),
-                "last_outcome": run.map(|r| r.outcome.clone()),
+                None => stored.iter().find(|r| r.job == j.name).map(|r| {
+                    json!({
+                        "started_ms": r.started_ms,
+                        "finished_ms": r.finished_ms,
+                        "occurrence_ms": r.occurrence_ms,
+                        "outcome": r.outcome,
+                        "error": r.error,
+                    })
+                }),
+            };
+            json!({
+                "name": j.name,
+                "schedule": j.schedule,
+                "running": j.running,
+                "next_run_ms": j.next_run_ms,
+                "consecutive_failures": j.consecutive_failures,
+                "last_outcome": run.as_ref().map(|r| r["outcome"].clone()),
+                "last_run": run,
             })
         })
         .collect();
