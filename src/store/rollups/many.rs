@@ -9,16 +9,22 @@ use super::*;
 
 /// Raw results of every check of a host in `[$2, $3)`, grouped into `$4`-ms points in SQL;
 /// one range seek per check (see [`SQL_ROLLUP_RAW`] for the `CROSS JOIN`).
-pub const SQL_CHECKS_RAW_POINTS: &str = "SELECT r.check_id, MIN(r.at_ms), COUNT(*), \
-     SUM(CASE WHEN r.ok THEN 0 ELSE 1 END), \
-     SUM(CASE WHEN r.ok AND r.latency_ms IS NOT NULL THEN 1 ELSE 0 END), \
-     CAST(COALESCE(SUM(CASE WHEN r.ok THEN r.latency_ms END), 0) AS BIGINT), \
-     MIN(CASE WHEN r.ok THEN r.latency_ms END), MAX(CASE WHEN r.ok THEN r.latency_ms END) \
+pub const SQL_CHECKS_RAW_POINTS: &str = "SELECT r.check_id, MIN(r.at_ms) AS at_ms, \
+     COUNT(*) AS total, SUM(CASE WHEN r.ok THEN 0 ELSE 1 END) AS failures, \
+     SUM(CASE WHEN r.ok AND r.latency_ms IS NOT NULL THEN 1 ELSE 0 END) AS latency_n, \
+     CAST(COALESCE(SUM(CASE WHEN r.ok THEN r.latency_ms END), 0) AS BIGINT) AS latency_sum, \
+     MIN(CASE WHEN r.ok THEN r.latency_ms END) AS latency_min, \
+     MAX(CASE WHEN r.ok THEN r.latency_ms END) AS latency_max \
      FROM checks c CROSS JOIN check_results r \
      WHERE c.host = $1 AND r.check_id = c.id AND r.at_ms >= $2 AND r.at_ms < $3 \
      GROUP BY r.check_id, r.at_ms / $4 ORDER BY 1, 2";
-/// A check id and a row of [`SQL_CHECKS_RAW_POINTS`] (a [`CheckRawRow`] after the id).
-type ChecksRawRow = (i64, i64, i64, i64, i64, i64, Option<i64>, Option<i64>);
+/// A row of [`SQL_CHECKS_RAW_POINTS`]: a check id and one group of its raw results.
+#[derive(sqlx::FromRow)]
+struct ChecksRawRow {
+    check_id: i64,
+    #[sqlx(flatten)]
+    agg: CheckAgg,
+}
 /// Per check of a host: its oldest raw result and oldest hourly bucket (index seeks only).
 const SQL_CHECKS_OLDEST: &str = "SELECT c.id, \
      (SELECT MIN(r.at_ms) FROM check_results r WHERE r.check_id = c.id), \
@@ -103,7 +109,10 @@ impl Store {
                     .bind(DAY_MS)
                     .fetch_all(pool)
                     .await)?;
-            rows.extend(raw.into_iter().map(|r| (r.0, r.1, r.2, r.3)));
+            rows.extend(
+                raw.into_iter()
+                    .map(|r| (r.check_id, r.agg.at_ms, r.agg.total, r.agg.failures)),
+            );
         }
         let mut out: HashMap<i64, Vec<DayCount>> = HashMap::new();
         rows.sort_unstable_by_key(|r| (r.0, r.1));
@@ -152,9 +161,8 @@ impl Store {
                 .fetch_all(pool)
                 .await)?;
         let mut out: HashMap<i64, Vec<CheckPoint>> = HashMap::new();
-        for (id, at, total, failures, n, sum, min, max) in rows {
-            let agg = check_agg_of_raw(&(at, total, failures, n, sum, min, max));
-            out.entry(id).or_default().push(agg.point());
+        for row in rows {
+            out.entry(row.check_id).or_default().push(row.agg.point());
         }
         // The same choice as `check_tier`, from the oldest rows read above.
         for (id, raw, hourly) in oldest {
