@@ -104,7 +104,8 @@ const H: f64 = 210.0;
 const LEFT: f64 = 60.0;
 const RIGHT: f64 = 10.0;
 const TOP: f64 = 10.0;
-const BOTTOM: f64 = 24.0;
+/// Room for the time labels under the plot at the phone font size.
+const BOTTOM: f64 = 30.0;
 /// Hover slices per chart: enough to read, few enough to keep the page small.
 const HOVER_SLICES: usize = 60;
 
@@ -398,19 +399,27 @@ pub fn render(chart: &Chart) -> Rendered {
         .iter()
         .filter(|th| th.value >= s.y0 && th.value <= s.y1)
         .collect();
+    let class_word = |level: Level| match level {
+        Level::Warning => ("warn", "warning"),
+        Level::Critical => ("crit", "critical"),
+        Level::Reference => ("ref", "cores"),
+    };
+    // Every line before any label, so that no line is drawn over a label (each label has a
+    // halo in the card's colour that hides what runs under it).
     let lines: Vec<f64> = shown.iter().map(|th| s.y(th.value)).collect();
-    for (th, label) in shown.iter().zip(place_labels(&lines)) {
-        let (class, word) = match th.level {
-            Level::Warning => ("warn", "warning"),
-            Level::Critical => ("crit", "critical"),
-            Level::Reference => ("ref", "cores"),
-        };
-        let y = s.y(th.value);
+    for (th, y) in shown.iter().zip(&lines) {
         let _ = write!(
             svg,
-            "<g class=\"thr {class}\"><line x1=\"{LEFT}\" x2=\"{:.0}\" y1=\"{y:.1}\" y2=\"{y:.1}\"/>\
-             <text x=\"{:.0}\" y=\"{:.1}\" text-anchor=\"end\"{}>{word} {}</text></g>",
+            "<g class=\"thr {}\"><line x1=\"{LEFT}\" x2=\"{:.0}\" y1=\"{y:.1}\" y2=\"{y:.1}\"/></g>",
+            class_word(th.level).0,
             W - RIGHT,
+        );
+    }
+    for (th, label) in shown.iter().zip(place_labels(&lines)) {
+        let (class, word) = class_word(th.level);
+        let _ = write!(
+            svg,
+            "<g class=\"thr {class}\"><text x=\"{:.0}\" y=\"{:.1}\" text-anchor=\"end\"{}>{word} {}</text></g>",
             W - RIGHT - 2.0,
             label.y,
             if label.hanging {
