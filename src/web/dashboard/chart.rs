@@ -104,6 +104,8 @@ const H: f64 = 210.0;
 const LEFT: f64 = 60.0;
 const RIGHT: f64 = 10.0;
 const TOP: f64 = 10.0;
+/// Half the width of a time label ("12:00", "Nov 28") at the phone font size.
+const TIME_LABEL_HALF: f64 = 28.0;
 /// Room for the time labels under the plot at the phone font size.
 const BOTTOM: f64 = 30.0;
 /// Hover slices per chart: enough to read, few enough to keep the page small.
@@ -349,13 +351,19 @@ pub fn render(chart: &Chart) -> Rendered {
         let x = s.x(t);
         let _ = write!(
             svg,
-            "<line class=\"v\" x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{TOP}\" y2=\"{:.0}\"/><text x=\"{x:.1}\" \
-             y=\"{:.0}\" text-anchor=\"middle\">{}</text>",
+            "<line class=\"v\" x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{TOP}\" y2=\"{:.0}\"/>",
             H - BOTTOM,
-            // Low enough that the 18-unit phone font clears the lowest y label.
-            H - 4.0,
-            time_label(t, tstep)
         );
+        // A label centred this close to the right edge would be cut off ("12:0").
+        if x + TIME_LABEL_HALF <= W {
+            let _ = write!(
+                svg,
+                "<text x=\"{x:.1}\" y=\"{:.0}\" text-anchor=\"middle\">{}</text>",
+                // Low enough that the 18-unit phone font clears the lowest y label.
+                H - 4.0,
+                time_label(t, tstep)
+            );
+        }
         t += tstep;
     }
     svg.push_str("</g>");
@@ -848,6 +856,18 @@ mod tests {
             "{svg}"
         );
         assert!(!label("critical").contains("hanging"), "{svg}");
+    }
+
+    #[test]
+    fn a_time_label_at_the_right_edge_is_left_out_not_cut() {
+        // 24 h ending 12:09 UTC: the 12:00 tick is 4 units from the right edge.
+        let day = 86_400_000;
+        let until = 20_000 * day + 12 * 3_600_000 + 9 * 60_000;
+        let mut c = chart(vec![p(until - 60_000, 10.0)]);
+        (c.since_ms, c.until_ms) = (until - day, until);
+        let svg = render(&c).svg;
+        assert!(svg.contains(">18:00<"), "{svg}");
+        assert!(!svg.contains(">12:00<"), "{svg}");
     }
 
     #[test]
