@@ -8,7 +8,11 @@
 # PostgreSQL: OPSWATCH_BENCH_PG_URL (administrative URL, default the local test server); a
 # database opswatch_bench_dashboard is created and dropped. DASHBOARD_BACKENDS="sqlite postgres".
 # Output: bench/out/dashboard-<backend>-<date>.txt
+# The pages run with MALLOC_ARENA_MAX=1, as deploy/opswatch.service runs the daemon (set
+# MALLOC_ARENA_MAX= to an empty value for glibc's default; BENCHMARKS.md says why).
 set -euo pipefail
+export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX-1}"
+[ -n "$MALLOC_ARENA_MAX" ] || unset MALLOC_ARENA_MAX
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -26,11 +30,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --release --example history_year --example dashboard_pages
+cargo build --release --features bench --example history_year --example dashboard_pages
 GEN=target/release/examples/history_year
 PAGES=target/release/examples/dashboard_pages
 
-echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX-default}"
 BACKENDS=${DASHBOARD_BACKENDS:-sqlite postgres}
 if [[ " $BACKENDS " == *" sqlite "* ]]; then
     URL="sqlite://$TMP/opswatch.db"

@@ -42,16 +42,44 @@ const PAGES: &[&str] = &[
     "/status",
 ];
 
-fn rss_kib() -> u64 {
+/// A `kB` (or plain count) line of `/proc/self/status`.
+fn status_field(name: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(name) && l[name.len()..].starts_with(':'))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// CPU time of every thread of this process so far, ns (`/proc/self/task/*/schedstat`): under
+/// a loaded machine the wall time of a page mostly waits for a CPU, its CPU time does not.
+fn cpu_ns() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| {
+            s.split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .sum()
+}
+
+/// RSS, its anonymous and file-backed parts (KiB), and the thread count.
+fn memory() -> (u64, u64, u64, u64) {
+    (
+        status_field("VmRSS"),
+        status_field("RssAnon"),
+        status_field("RssFile"),
+        status_field("Threads"),
+    )
 }
 
 async fn fetch(app: &AppState, uri: &str, encoding: Option<&str>) -> (u16, usize) {
@@ -157,7 +185,7 @@ async fn main() -> anyhow::Result<()> {
 
     println!("# dashboard_pages: {url}, {runs} timed runs per page after 3 warm-up runs");
     println!(
-        "\n| page | server time p50 | p95 | max | bytes (identity) | gzip | br |\n|---|---|---|---|---|---|---|"
+        "\n| page | server time p50 | p95 | max | CPU per request (all threads, mean) | bytes (identity) | gzip | br |\n|---|---|---|---|---|---|---|---|"
     );
     for page in PAGES {
         for _ in 0..3 {
@@ -165,6 +193,7 @@ async fn main() -> anyhow::Result<()> {
         }
         let mut times = Vec::with_capacity(runs);
         let mut plain = 0;
+        let cpu_before = cpu_ns();
         for _ in 0..runs {
             let t = Instant::now();
             let (status, n) = fetch(&app, page, None).await;
@@ -172,11 +201,12 @@ async fn main() -> anyhow::Result<()> {
             anyhow::ensure!(status == 200, "{page} answered {status}");
             plain = n;
         }
+        let cpu_ms = (cpu_ns() - cpu_before) as f64 / 1e6 / runs as f64;
         times.sort_by(f64::total_cmp);
         let (_, gzip) = fetch(&app, page, Some("gzip")).await;
         let (_, br) = fetch(&app, page, Some("br")).await;
         println!(
-            "| `{page}` | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} KiB | {:.1} KiB | {:.1} KiB |",
+            "| `{page}` | {:.1} ms | {:.1} ms | {:.1} ms | {cpu_ms:.1} ms | {:.1} KiB | {:.1} KiB | {:.1} KiB |",
             percentile(&times, 0.5),
             percentile(&times, 0.95),
             times[times.len() - 1],
@@ -187,19 +217,35 @@ async fn main() -> anyhow::Result<()> {
     }
 
     // RSS after every page 1,000 times (after a first round, so lazily built state is in).
-    let before = rss_kib();
-    for _ in 0..rounds {
+    let before = memory();
+    let mut at_100 = before;
+    for round in 0..rounds {
         for page in PAGES {
             fetch(&app, page, Some("br")).await;
         }
+        if round + 1 == 100 {
+            at_100 = memory();
+        }
     }
-    let after = rss_kib();
+    let after = memory();
+    let mib = |k: u64| k as f64 / 1024.0;
+    let grew = |a: u64, b: u64| (b as f64 - a as f64) / 1024.0;
     println!(
-        "\nRSS: {:.1} MiB after one round of every page, {:.1} MiB after {rounds} more rounds ({} requests): growth {:+.2} MiB",
-        before as f64 / 1024.0,
-        after as f64 / 1024.0,
+        "\nRSS: {:.1} MiB after one round of every page, {:.1} MiB after {rounds} more rounds ({} requests): growth {:+.2} MiB (after 100 rounds {:+.2} MiB)",
+        mib(before.0),
+        mib(after.0),
         rounds * PAGES.len(),
-        (after as f64 - before as f64) / 1024.0
+        grew(before.0, after.0),
+        grew(before.0, at_100.0),
+    );
+    println!(
+        "of which anonymous {:+.2} MiB ({:.1} → {:.1}), file-backed {:+.2} MiB; threads {} → {}",
+        grew(before.1, after.1),
+        mib(before.1),
+        mib(after.1),
+        grew(before.2, after.2),
+        before.3,
+        after.3
     );
     app.store.close().await;
     Ok(())

@@ -62,6 +62,12 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Readers for the dashboard and API; SQLite WAL lets them run beside the writer.
 const SQLITE_READERS: u32 = 4;
+/// Page cache of each reader connection, KiB (SQLite's default is 2,000 per connection). The
+/// file's pages are in the kernel's page cache already; with the default, each of the four
+/// readers may fill 2 MiB of its own with copies of them as pages and API calls read different
+/// ranges, so the daemon's RSS would creep up by up to 8 MiB. The dashboard's reads touch few
+/// pages each (roll-up tiers, grouped in SQL); BENCHMARKS.md, issue 14.
+const SQLITE_READER_CACHE_KIB: u32 = 256;
 const POSTGRES_CONNECTIONS: u32 = 8;
 
 /// Which SQL dialect the store speaks.
@@ -229,7 +235,10 @@ impl Store {
             .min_connections(0)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .idle_timeout(Duration::from_secs(60))
-            .connect_lazy_with(base.read_only(true));
+            .connect_lazy_with(
+                base.read_only(true)
+                    .pragma("cache_size", format!("-{SQLITE_READER_CACHE_KIB}")),
+            );
         let dev_ino = file_identity(&path);
         Ok(Self {
             pool: Pool::Sqlite {

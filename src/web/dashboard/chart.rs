@@ -104,7 +104,10 @@ const H: f64 = 210.0;
 const LEFT: f64 = 60.0;
 const RIGHT: f64 = 10.0;
 const TOP: f64 = 10.0;
-const BOTTOM: f64 = 24.0;
+/// Half the width of a time label ("12:00", "Nov 28") at the phone font size.
+const TIME_LABEL_HALF: f64 = 28.0;
+/// Room for the time labels under the plot at the phone font size.
+const BOTTOM: f64 = 30.0;
 /// Hover slices per chart: enough to read, few enough to keep the page small.
 const HOVER_SLICES: usize = 60;
 
@@ -348,13 +351,19 @@ pub fn render(chart: &Chart) -> Rendered {
         let x = s.x(t);
         let _ = write!(
             svg,
-            "<line class=\"v\" x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{TOP}\" y2=\"{:.0}\"/><text x=\"{x:.1}\" \
-             y=\"{:.0}\" text-anchor=\"middle\">{}</text>",
+            "<line class=\"v\" x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{TOP}\" y2=\"{:.0}\"/>",
             H - BOTTOM,
-            // Low enough that the 18-unit phone font clears the lowest y label.
-            H - 4.0,
-            time_label(t, tstep)
         );
+        // A label centred this close to the right edge would be cut off ("12:0").
+        if x + TIME_LABEL_HALF <= W {
+            let _ = write!(
+                svg,
+                "<text x=\"{x:.1}\" y=\"{:.0}\" text-anchor=\"middle\">{}</text>",
+                // Low enough that the 18-unit phone font clears the lowest y label.
+                H - 4.0,
+                time_label(t, tstep)
+            );
+        }
         t += tstep;
     }
     svg.push_str("</g>");
@@ -398,19 +407,27 @@ pub fn render(chart: &Chart) -> Rendered {
         .iter()
         .filter(|th| th.value >= s.y0 && th.value <= s.y1)
         .collect();
+    let class_word = |level: Level| match level {
+        Level::Warning => ("warn", "warning"),
+        Level::Critical => ("crit", "critical"),
+        Level::Reference => ("ref", "cores"),
+    };
+    // Every line before any label, so that no line is drawn over a label (each label has a
+    // halo in the card's colour that hides what runs under it).
     let lines: Vec<f64> = shown.iter().map(|th| s.y(th.value)).collect();
-    for (th, label) in shown.iter().zip(place_labels(&lines)) {
-        let (class, word) = match th.level {
-            Level::Warning => ("warn", "warning"),
-            Level::Critical => ("crit", "critical"),
-            Level::Reference => ("ref", "cores"),
-        };
-        let y = s.y(th.value);
+    for (th, y) in shown.iter().zip(&lines) {
         let _ = write!(
             svg,
-            "<g class=\"thr {class}\"><line x1=\"{LEFT}\" x2=\"{:.0}\" y1=\"{y:.1}\" y2=\"{y:.1}\"/>\
-             <text x=\"{:.0}\" y=\"{:.1}\" text-anchor=\"end\"{}>{word} {}</text></g>",
+            "<g class=\"thr {}\"><line x1=\"{LEFT}\" x2=\"{:.0}\" y1=\"{y:.1}\" y2=\"{y:.1}\"/></g>",
+            class_word(th.level).0,
             W - RIGHT,
+        );
+    }
+    for (th, label) in shown.iter().zip(place_labels(&lines)) {
+        let (class, word) = class_word(th.level);
+        let _ = write!(
+            svg,
+            "<g class=\"thr {class}\"><text x=\"{:.0}\" y=\"{:.1}\" text-anchor=\"end\"{}>{word} {}</text></g>",
             W - RIGHT - 2.0,
             label.y,
             if label.hanging {
@@ -839,6 +856,18 @@ mod tests {
             "{svg}"
         );
         assert!(!label("critical").contains("hanging"), "{svg}");
+    }
+
+    #[test]
+    fn a_time_label_at_the_right_edge_is_left_out_not_cut() {
+        // 24 h ending 12:09 UTC: the 12:00 tick is 4 units from the right edge.
+        let day = 86_400_000;
+        let until = 20_000 * day + 12 * 3_600_000 + 9 * 60_000;
+        let mut c = chart(vec![p(until - 60_000, 10.0)]);
+        (c.since_ms, c.until_ms) = (until - day, until);
+        let svg = render(&c).svg;
+        assert!(svg.contains(">18:00<"), "{svg}");
+        assert!(!svg.contains(">12:00<"), "{svg}");
     }
 
     #[test]
