@@ -9,6 +9,7 @@
 #   CHECKS_N=20 CHECKS_EVERY_S=30 CHECKS_WARMUP_S=135 CHECKS_WINDOW_S=300
 #   MANY_N=1000 MANY_PORTS=4 MANY_EVERY_S=60 MANY_WARMUP_S=90 MANY_WINDOW_S=300
 #   LAT_RUNS=10 CHECKS_FIGURES="1 2 3"
+#   CHECKS_BIN: a release opswatch to measure instead of building target/release/opswatch
 # Raw numbers go to bench/out/checks-<date>.txt; the table is printed at the end.
 # Only loopback addresses are used; every process started here is stopped on exit.
 set -euo pipefail
@@ -47,9 +48,13 @@ declare -A R=()
 
 # ---------------------------------------------------------------- peers, build, machine
 ensure_tools monit:monit
-log "building the release binary (may wait on cargo's lock)"
-cargo build --release >&2
-BIN="$ROOT/target/release/opswatch"
+if [[ -n ${CHECKS_BIN:-} ]]; then
+    BIN=$CHECKS_BIN
+else
+    log "building the release binary (may wait on cargo's lock)"
+    cargo build --release >&2
+    BIN="$ROOT/target/release/opswatch"
+fi
 [[ -x $BIN ]] || die "$BIN was not built"
 MONIT_BIN=$(command -v monit)
 rec_machine "$BIN"
