@@ -8,6 +8,8 @@
 # postgres://postgres:opswatch@127.0.0.1:5432/postgres); a database opswatch_bench_history is
 # created (dropped first if it exists) and dropped at the end. Set it to "" to skip PostgreSQL.
 # HISTORY_BACKENDS="sqlite postgres" (default) picks the backends.
+# HISTORY_BIN: a history_year binary to run instead of building one (a before/after comparison
+# runs a copy built from the older tree).
 # Output: bench/out/history-<backend>-<date>.txt
 set -euo pipefail
 
@@ -27,8 +29,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --release --features bench --example history_year
-BIN=target/release/examples/history_year
+if [ -n "${HISTORY_BIN:-}" ]; then
+    BIN=$HISTORY_BIN
+else
+    cargo build --release --features bench --example history_year
+    BIN=target/release/examples/history_year
+fi
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg)"
 BACKENDS=${HISTORY_BACKENDS:-sqlite postgres}
