@@ -23,6 +23,7 @@ mod https_checks;
 mod locked_store;
 mod login;
 mod metrics_format;
+mod planned_restart;
 mod pm2_real;
 mod pm2_socket;
 mod process_alerts;
