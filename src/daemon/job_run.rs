@@ -243,15 +243,10 @@ pub async fn run_once(
             }
             (RunOutcome::Failed, Some(format!("{e:#}")))
         }
-        Ok(Err(join)) if join.is_panic() => {
-            let payload = join.into_panic();
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "panic".to_owned());
-            (RunOutcome::Panic, Some(format!("panicked: {what}")))
-        }
+        Ok(Err(join)) if join.is_panic() => (
+            RunOutcome::Panic,
+            Some(format!("panicked: {}", panic_message(join.into_panic()))),
+        ),
         Ok(Err(_)) => (RunOutcome::Failed, Some("cancelled".to_owned())),
         Err(_) => {
             handle.abort();
@@ -381,6 +376,15 @@ async fn record(
     {
         tracing::warn!(error = format!("{e:#}"), "cannot prune old job runs");
     }
+}
+
+/// The message a panic was raised with (`panic!("...")`, an `unwrap` on `None`, ...).
+pub fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".to_owned())
 }
 
 fn failing_job(name: &str, level: Level, failures: u32, error: Option<&str>) -> Assessment {
