@@ -6,12 +6,13 @@
 //! Interval jobs (every check's probe sweep, host sampling, pollers) run every few seconds;
 //! one store write per run doubled the writes of a probe and broke the CPU budget of the
 //! checks (BENCHMARKS.md). Their latest run is kept in memory for `GET /api/v1/jobs`, and the
-//! store gets only the runs that say something: every failed run (the streak of failures, and
-//! so the WARNING, survives a restart: it is read back from the store) and a run whose outcome
+//! store gets only the runs that say something: every failed run and a run whose outcome
 //! differs from the previous one (the recovery after a failure; the first run of a process).
+//! The count of failed runs in a row is this process's, as before (a store read before each
+//! job's first run would delay it).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -125,31 +126,6 @@ pub struct RunGuard {
     /// Held while a run is going: a second run of the same job is refused.
     running: tokio::sync::Mutex<()>,
     failures: AtomicU32,
-    /// Whether `failures` was read back from the store (once, before the first run).
-    resumed: AtomicBool,
-}
-
-impl RunGuard {
-    /// Before the first run of this process: the failed runs in a row the store remembers, so
-    /// a streak (and a WARNING to clear) carries over a restart or a reload.
-    async fn resume(&self, app: &AppState, host: &str, job: &str) {
-        if self.resumed.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        match app.store.job_failure_streak(host, job).await {
-            Ok(n) => {
-                self.failures.store(n, Ordering::SeqCst);
-                app.jobs.update(job, |v| v.consecutive_failures = n);
-            }
-            Err(e) => {
-                tracing::warn!(
-                    job,
-                    error = format!("{e:#}"),
-                    "cannot read the job's failed runs; counting from zero"
-                );
-            }
-        }
-    }
 }
 
 /// Whether a run goes to the store: every cron run; an interval run when it failed or when
@@ -201,7 +177,6 @@ pub async fn run_once(
         }
         return RunOutcome::Skipped;
     };
-    guard.resume(app, host, &job.name).await;
     let previous_outcome = app.jobs.last_outcome(&job.name);
     let started = now_ms();
     app.jobs.update(&job.name, |v| {
@@ -243,15 +218,10 @@ pub async fn run_once(
             }
             (RunOutcome::Failed, Some(format!("{e:#}")))
         }
-        Ok(Err(join)) if join.is_panic() => {
-            let payload = join.into_panic();
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "panic".to_owned());
-            (RunOutcome::Panic, Some(format!("panicked: {what}")))
-        }
+        Ok(Err(join)) if join.is_panic() => (
+            RunOutcome::Panic,
+            Some(format!("panicked: {}", panic_message(join.into_panic()))),
+        ),
         Ok(Err(_)) => (RunOutcome::Failed, Some("cancelled".to_owned())),
         Err(_) => {
             handle.abort();
@@ -383,6 +353,15 @@ async fn record(
     }
 }
 
+/// The message a panic was raised with (`panic!("...")`, an `unwrap` on `None`, ...).
+pub fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".to_owned())
+}
+
 fn failing_job(name: &str, level: Level, failures: u32, error: Option<&str>) -> Assessment {
     Assessment {
         key: format!("job:{name}"),
@@ -411,6 +390,7 @@ fn failing_job(name: &str, level: Level, failures: u32, error: Option<&str>) -> 
 mod tests {
     use super::*;
     use crate::daemon::scheduler::Trigger;
+    use std::sync::atomic::AtomicBool;
     use std::time::Duration;
 
     fn job(name: &str, run: crate::daemon::scheduler::JobFn) -> Job {
@@ -545,50 +525,6 @@ mod tests {
         );
         let last = app.jobs.list()[0].last_run.clone().unwrap();
         assert_eq!(last.outcome, RunOutcome::Ok);
-    }
-
-    #[tokio::test]
-    async fn a_streak_of_failures_carries_over_a_restart_and_warns_once() {
-        let app = crate::daemon::testing::app_on_temp_sqlite().await;
-        let j = job(
-            "probe",
-            Arc::new(|_| Box::pin(async { anyhow::bail!("connection refused") })),
-        );
-        app.jobs.register("probe", "every 1m".into());
-        // Two failures, then opswatch restarts (a new guard and board, the same store).
-        let before = Arc::new(RunGuard::default());
-        for _ in 0..2 {
-            run_once(&app, &j, &before, "h", None).await;
-        }
-        stored_runs(&app, "probe", 2).await;
-        let after = Arc::new(RunGuard::default());
-        app.jobs.register("probe", "every 1m".into());
-        run_once(&app, &j, &after, "h", None).await;
-        let cond = app.store.find_condition("job:probe").await.unwrap();
-        assert_eq!(
-            cond.map(|c| c.level),
-            Some(crate::rules::condition::Level::Warning),
-            "the third failure in a row warns, across the restart"
-        );
-        run_once(&app, &j, &after, "h", None).await;
-        let items = app.store.pending_digest_items().await.unwrap();
-        let ours: Vec<_> = items.iter().filter(|i| i.key == "job:probe").collect();
-        assert_eq!(ours.len(), 1);
-        assert_eq!(ours[0].count, 1, "one WARNING");
-        assert_eq!(app.jobs.list()[0].consecutive_failures, 4);
-
-        // A restart after the warning: the first success clears it.
-        stored_runs(&app, "probe", 4).await;
-        let again = Arc::new(RunGuard::default());
-        let ok = job("probe", Arc::new(|_| Box::pin(async { Ok(()) })));
-        run_once(&app, &ok, &again, "h", None).await;
-        let cond = app
-            .store
-            .find_condition("job:probe")
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(cond.level, crate::rules::condition::Level::Ok);
     }
 
     #[tokio::test]

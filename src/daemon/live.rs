@@ -27,6 +27,8 @@ pub struct Live {
     pub systemd_failed: RwLock<Vec<String>>,
     /// Held while PM2 rules run: the poller and the event listener judge the same conditions.
     pub pm2_rules: tokio::sync::Mutex<()>,
+    /// The processes the scheduled restart restarted: their own restarts are not warned about.
+    pub planned_restarts: crate::jobs::restart::Planned,
 }
 
 impl Live {

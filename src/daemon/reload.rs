@@ -326,8 +326,24 @@ impl Supervisor {
                     None => std::future::pending().await,
                 }
             };
+            // A panic in the generation's own tasks (a dispatcher, the PM2 listener, a
+            // scheduler loop; not a job run, which is contained) goes up to `serve`, which
+            // stops opswatch rather than run on without it.
+            let panicked = async {
+                match self.current.as_mut() {
+                    Some(g) => loop {
+                        match g.tasks.join_next().await {
+                            Some(Err(e)) if e.is_panic() => break e.into_panic(),
+                            Some(_) => {}
+                            None => std::future::pending::<()>().await,
+                        }
+                    },
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = self.shutdown.cancelled() => break,
+                payload = panicked => std::panic::resume_unwind(payload),
                 Some(()) = hangup => {
                     let _ = self.reload(grace).await;
                 }

@@ -286,6 +286,115 @@ mod tests {
         assert_eq!(fast.load(Ordering::SeqCst), 21);
     }
 
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_panicking_job_is_contained_recorded_and_warned_about_once_while_opswatch_serves() {
+        let app = crate::daemon::testing::app_on_temp_sqlite().await;
+        let others = Arc::new(AtomicUsize::new(0));
+        let mut s = Scheduler::default();
+        s.add(Job {
+            name: "boom".to_owned(),
+            trigger: Trigger::Every(Duration::from_millis(100)),
+            timeout: Duration::from_secs(10),
+            run: Arc::new(|_| {
+                Box::pin(async {
+                    let empty: Vec<u8> = Vec::new();
+                    let i = empty.len();
+                    // An index out of bounds, as a bug would have it.
+                    let _ = std::hint::black_box(&empty)[i];
+                    Ok(())
+                })
+            }),
+        });
+        s.add(counting_job(
+            "other",
+            Duration::from_millis(100),
+            others.clone(),
+            Duration::ZERO,
+        ));
+        let shutdown = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        s.spawn(&app, &shutdown, &mut tasks);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let web = tokio::spawn(crate::web::serve_router(
+            app.clone(),
+            crate::web::router(app.clone()),
+            listener,
+            {
+                let shutdown = shutdown.clone();
+                async move { shutdown.cancelled().await }
+            },
+        ));
+        let host = crate::reports::this_host();
+        for _ in 0..500 {
+            if app
+                .store
+                .list_job_runs(&host, "boom", 10)
+                .await
+                .unwrap()
+                .len()
+                >= 4
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Still serving, and the API shows the panic as the job's last outcome.
+        let jobs: serde_json::Value = reqwest::get(format!("http://{addr}/api/v1/jobs"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        shutdown.cancel();
+        while let Some(done) = tasks.join_next().await {
+            assert!(done.is_ok(), "a scheduler task ended badly: {done:?}");
+        }
+        web.await.unwrap().unwrap();
+
+        let boom = jobs["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["name"] == "boom")
+            .unwrap();
+        assert_eq!(boom["last_outcome"], "panic", "{boom}");
+        let runs = app.store.list_job_runs(&host, "boom", 100).await.unwrap();
+        assert!(runs.len() >= 4, "{runs:?}");
+        for r in &runs {
+            assert_eq!(r.outcome, "panic");
+            assert!(
+                r.error.as_deref().unwrap().contains("index out of bounds"),
+                "{r:?}"
+            );
+        }
+        let items = app.store.pending_digest_items().await.unwrap();
+        let ours: Vec<_> = items.iter().filter(|i| i.key == "job:boom").collect();
+        assert_eq!(ours.len(), 1, "{items:?}");
+        assert_eq!(
+            ours[0].count, 1,
+            "one WARNING after 3 panics, not one per run"
+        );
+        assert!(
+            others.load(Ordering::SeqCst) >= 4,
+            "the other job kept running"
+        );
+    }
+
+    /// The tests above run with unwinding (the test harness needs it); the daemon runs the
+    /// release profile, which must unwind too, or a job's panic would end opswatch.
+    #[test]
+    fn the_release_profile_unwinds() {
+        let manifest: toml::Table =
+            toml::from_str(include_str!("../../Cargo.toml")).expect("Cargo.toml parses");
+        let release = &manifest["profile"]["release"];
+        assert_ne!(
+            release.get("panic").and_then(|p| p.as_str()),
+            Some("abort"),
+            "panic = \"abort\" in [profile.release] makes a job's panic end the daemon"
+        );
+    }
+
     /// A wall clock that stays where the test puts it.
     struct FixedClock(std::sync::Mutex<DateTime<Utc>>);
 

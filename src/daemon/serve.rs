@@ -25,6 +25,11 @@ pub enum ServeError {
     Setup(anyhow::Error),
     #[error("the web server failed: {0}")]
     Web(std::io::Error),
+    /// A task of the daemon itself (not a job: those are contained) panicked. Rather than
+    /// run on without it (no results written, no alerts sent), opswatch stops and lets the
+    /// service manager start it again.
+    #[error("a background task panicked: {0}; stopping")]
+    Panicked(String),
 }
 
 /// Binds `config.server.listen`, runs until SIGINT/SIGTERM, then shuts down cleanly. Without
@@ -132,8 +137,15 @@ pub async fn run_app(
     });
     tasks.spawn(supervisor.run(grace));
     let mut web = std::pin::pin!(web);
+    let mut panicked = None;
     let outcome = tokio::select! {
         r = &mut web => r,
+        what = first_panic(&mut tasks) => {
+            tracing::error!(panic = %what, "a background task panicked; stopping");
+            panicked = Some(what);
+            shutdown.cancel();
+            tokio::time::timeout(grace, &mut web).await.unwrap_or(Ok(()))
+        }
         _ = shutdown.cancelled() => {
             match tokio::time::timeout(grace, &mut web).await {
                 Ok(r) => r,
@@ -148,7 +160,24 @@ pub async fn run_app(
     crate::daemon::sd_notify::stopping();
     drain(&mut tasks, grace).await;
     app.store.close().await;
+    if let Some(what) = panicked {
+        return Err(ServeError::Panicked(what));
+    }
     outcome.map_err(ServeError::Web)
+}
+
+/// Waits until one of `tasks` panics; tasks that end normally (a watchdog without systemd)
+/// are fine. Jobs never show here: each run is its own task (`daemon/job_run.rs`).
+async fn first_panic(tasks: &mut JoinSet<()>) -> String {
+    loop {
+        match tasks.join_next().await {
+            Some(Err(e)) if e.is_panic() => {
+                return crate::daemon::job_run::panic_message(e.into_panic());
+            }
+            Some(_) => {}
+            None => std::future::pending::<()>().await,
+        }
+    }
 }
 
 async fn drain(tasks: &mut JoinSet<()>, grace: Duration) {

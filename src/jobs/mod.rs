@@ -134,10 +134,16 @@ fn system_sampler(every: Duration) -> Job {
                 // windows then follow a clock a test moves.
                 let at_ms = app.clock.now_ms();
                 let mut snapshot = tokio::task::spawn_blocking(move || {
-                    sampler
-                        .lock()
-                        .map_err(|_| anyhow::anyhow!("sampler poisoned"))?
-                        .sample()
+                    let mut guard = sampler.lock().unwrap_or_else(|poisoned| {
+                        // A sample that panicked (the run was recorded as failed) may have
+                        // left the sampler half updated: start afresh rather than fail
+                        // every later run.
+                        sampler.clear_poison();
+                        let mut guard = poisoned.into_inner();
+                        *guard = SystemSampler::new();
+                        guard
+                    });
+                    guard.sample()
                 })
                 .await??;
                 snapshot.at_ms = at_ms;

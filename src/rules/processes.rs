@@ -3,7 +3,8 @@
 //!   runs again;
 //! - crash loop: the restart counter grew by more than [`CRASH_LOOP_RESTARTS`] within
 //!   [`CRASH_LOOP_WINDOW_MS`] (from stored samples: PM2's counter only grows): CRITICAL;
-//! - restarted within the last hour: WARNING, into the digest.
+//! - restarted within the last hour: WARNING, into the digest; except the restarts of a
+//!   scheduled restart (`jobs::restart`), recorded once in the alert log as silenced.
 
 use crate::checks::pm2::{Pm2App, Pm2Error};
 use crate::checks::systemd::UnitStatus;
@@ -287,7 +288,7 @@ async fn evaluate_restarts(
     )
     .await?;
 
-    let hour = restarts_within(
+    let mut hour = restarts_within(
         app,
         &p.restart_series,
         now,
@@ -295,6 +296,9 @@ async fn evaluate_restarts(
         current,
     )
     .await?;
+    if hour > 0.0 {
+        hour = without_planned(app, p, id, now, current, hour).await?;
+    }
     apply(
         app,
         Assessment {
@@ -318,6 +322,48 @@ async fn evaluate_restarts(
         now,
     )
     .await
+}
+
+/// The restarts of the last hour that were not the scheduled restart's own. Its own are
+/// recorded once in the alert log, silenced, so the log shows them and the digest does not.
+async fn without_planned(
+    app: &AppState,
+    p: &Process<'_>,
+    id: &str,
+    now: i64,
+    current: i64,
+    hour: f64,
+) -> anyhow::Result<f64> {
+    let planned =
+        app.live
+            .planned_restarts
+            .judge(&p.source, &format!("{}:{id}", p.kind), current, now);
+    let crate::jobs::restart::Restarted::Planned {
+        from_ms,
+        by_others,
+        first,
+    } = planned
+    else {
+        return Ok(hour);
+    };
+    if first {
+        let alert = crate::store::NewAlert {
+            dedup_key: format!("restart:{from_ms}:restarted:{}:{id}", p.kind),
+            severity: crate::rules::alert::Severity::Warning,
+            source: p.source.clone(),
+            kind: p.kind.to_owned(),
+            title: format!("{} {} restarted", p.kind, p.name),
+            value: Some(format!(
+                "restarted by the scheduled restart ([restart]); total {current}"
+            )),
+            threshold: Some("warning on any restart".to_owned()),
+            hint: None,
+            body: None,
+            silenced: true,
+        };
+        app.store.record_alert(&alert, &app.channels, now).await?;
+    }
+    Ok((by_others as f64).min(hour))
 }
 
 #[cfg(test)]

@@ -163,32 +163,6 @@ impl Store {
             .await)?)
     }
 
-    /// Failed runs in a row at the end of one job's record: failures count, an `ok` run ends
-    /// the streak, other outcomes (skipped, interrupted, running) neither count nor end it.
-    pub async fn job_failure_streak(&self, host: &str, job: &str) -> anyhow::Result<u32> {
-        const LOOK_BACK: i64 = 100;
-        let outcomes: Vec<String> = on_reader!(self, |pool| {
-            sqlx::query_scalar(
-            "SELECT outcome FROM job_runs WHERE host = $1 AND job = $2 ORDER BY id DESC LIMIT $3"
-        )
-        .bind(host)
-        .bind(job)
-        .bind(LOOK_BACK)
-        .fetch_all(pool)
-        .await
-        })?;
-        let failure = [RunOutcome::Failed, RunOutcome::Timeout, RunOutcome::Panic];
-        let mut streak = 0;
-        for o in &outcomes {
-            if failure.iter().any(|f| f.as_str() == o) {
-                streak += 1;
-            } else if o == RunOutcome::Ok.as_str() {
-                break;
-            }
-        }
-        Ok(streak)
-    }
-
     /// Deletes runs that started before `before_ms`, keeping the latest run of every job.
     pub async fn prune_job_runs(&self, before_ms: i64) -> anyhow::Result<u64> {
         Ok(on_writer!(self, |pool| sqlx::query(

@@ -25,6 +25,7 @@ mod login;
 mod metrics_format;
 mod page_reads;
 mod paging;
+mod planned_restart;
 mod pm2_real;
 mod pm2_socket;
 mod process_alerts;
