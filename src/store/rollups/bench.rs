@@ -2,6 +2,7 @@
 //! and the query plans of the hot queries.
 
 use super::*;
+use crate::store::Backend;
 use crate::store::{IMPORT_ROWS, ResultRow};
 
 // ---------------------------------------------------------------------------------------------

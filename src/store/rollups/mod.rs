@@ -80,7 +80,7 @@ use self::histogram::*;
 pub(super) use self::many::like_prefix;
 pub use self::many::{DayCount, SQL_CHECKS_RAW_POINTS, SQL_PREFIX_CHUNKS, SQL_PREFIX_RAW};
 pub use self::sql::*;
-use super::{Backend, MAX_POINTS, Point, Pool, Store, now_ms, on_reader, on_writer};
+use super::{MAX_POINTS, Point, Pool, Store, now_ms, on_reader, on_writer};
 
 pub const FIVE_MINUTES_MS: i64 = 300_000;
 pub const HOUR_MS: i64 = 3_600_000;
