@@ -103,7 +103,8 @@ async fn telegram_down_for_a_while_delivers_once_afterwards() {
 
         // Each failed attempt is recorded with its error and a later due time; until the clock
         // reaches it, nothing is tried again.
-        for (attempt, backoff_max) in [(1, 6_000), (2, 18_000)] {
+        // The backoffs are 5 s and 15 s with ±20 % jitter.
+        for (attempt, backoff_min, backoff_max) in [(1, 4_000, 6_000), (2, 12_000, 18_000)] {
             app.app.wake_dispatcher();
             fake.wait_requests(attempt, Duration::from_secs(20)).await;
             let pending = crate::support::eventually(Duration::from_secs(20), || async {
@@ -114,12 +115,20 @@ async fn telegram_down_for_a_while_delivers_once_afterwards() {
             .await
             .expect("the failed attempt was not recorded");
             assert_eq!(pending["state"], "pending", "{pending}");
+            // Due one backoff after the attempt, on opswatch's clock (which stood still).
+            let now = app.app.clock.now_ms();
+            let due = pending["next_attempt_ms"].as_i64().unwrap();
+            assert!(
+                (now + backoff_min..=now + backoff_max).contains(&due),
+                "attempt {attempt}: due {} ms after it: {pending}",
+                due - now
+            );
             app.app.wake_dispatcher();
             tokio::task::yield_now().await;
             assert_eq!(fake.requests().len(), attempt, "retried before its time");
-            app.app
-                .clock
-                .advance(Duration::from_millis(backoff_max + 100));
+            app.app.clock.advance(Duration::from_millis(
+                u64::try_from(backoff_max + 100).unwrap(),
+            ));
         }
         app.dispatch_all_pending().await;
         assert_eq!(fake.requests().len(), 3, "{:#?}", fake.requests());
