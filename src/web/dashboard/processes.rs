@@ -52,6 +52,25 @@ struct Restarts {
     recent: f64,
 }
 
+impl Restarts {
+    fn crash_loop(&self) -> bool {
+        self.recent > CRASH_LOOP_RESTARTS
+    }
+
+    /// What the row's state says: a crash loop over the manager's own word.
+    fn state(&self, managers_word: &str) -> String {
+        if self.crash_loop() {
+            "crash loop".to_owned()
+        } else {
+            managers_word.to_owned()
+        }
+    }
+
+    fn spark(&self) -> String {
+        chart::spark_bars(&self.hourly, "restarts per hour, last 24 h")
+    }
+}
+
 /// Restarts from a restart counter's points over the last 24 hours, oldest first; a drop in
 /// the counter is a reset, counted from zero.
 fn restarts(points: &[Point], now: i64) -> Restarts {
@@ -131,14 +150,8 @@ pub async fn process_rows(
         let points = restart_points(app, PM2_RESTARTS, &names, now).await?;
         for (a, series) in reading.items.into_iter().zip(&names) {
             let r = restarts(points.get(series).map_or(&[], Vec::as_slice), now);
-            let crash_loop = r.recent > CRASH_LOOP_RESTARTS;
-            let hour = r.last_hour.round() as i64;
-            let spark = r.hourly;
-            let state = if crash_loop {
-                "crash loop".to_owned()
-            } else {
-                a.status.clone()
-            };
+            let crash_loop = r.crash_loop();
+            let state = r.state(&a.status);
             rows.push(ProcessRow {
                 kind: "pm2",
                 name: format!("{} #{}", a.name, a.pm_id),
@@ -149,8 +162,8 @@ pub async fn process_rows(
                 cpu: format!("{:.1} %", a.cpu_pct),
                 memory: fmt_bytes(a.memory_bytes),
                 restarts_total: a.restarts.to_string(),
-                restarts_hour: hour,
-                spark: chart::spark_bars(&spark, "restarts per hour, last 24 h"),
+                restarts_hour: r.last_hour.round() as i64,
+                spark: r.spark(),
                 crash_loop,
             });
         }
@@ -168,14 +181,8 @@ pub async fn process_rows(
         let points = restart_points(app, SYSTEMD_RESTARTS, &names, now).await?;
         for (u, series) in reading.items.into_iter().zip(&names) {
             let r = restarts(points.get(series).map_or(&[], Vec::as_slice), now);
-            let crash_loop = r.recent > CRASH_LOOP_RESTARTS;
-            let hour = r.last_hour.round() as i64;
-            let spark = r.hourly;
-            let state = if crash_loop {
-                "crash loop".to_owned()
-            } else {
-                u.active_state.clone()
-            };
+            let crash_loop = r.crash_loop();
+            let state = r.state(&u.active_state);
             rows.push(ProcessRow {
                 kind: "systemd",
                 name: u.unit.clone(),
@@ -198,8 +205,8 @@ pub async fn process_rows(
                 cpu: String::new(),
                 memory: u.memory_bytes.map(fmt_bytes).unwrap_or_default(),
                 restarts_total: u.n_restarts.map(|n| n.to_string()).unwrap_or_default(),
-                restarts_hour: hour,
-                spark: chart::spark_bars(&spark, "restarts per hour, last 24 h"),
+                restarts_hour: r.last_hour.round() as i64,
+                spark: r.spark(),
                 crash_loop,
             });
         }
