@@ -104,17 +104,24 @@ async fn telegram_down_for_a_while_delivers_once_afterwards() {
         // Each failed attempt is recorded with its error and a later due time; until the clock
         // reaches it, nothing is tried again.
         // The backoffs are 5 s and 15 s with ±20 % jitter.
+        // The claim counts the attempt before the send, so an attempt is recorded only once
+        // its own error replaces the previous one.
+        let mut previous_error = serde_json::Value::Null;
         for (attempt, backoff_min, backoff_max) in [(1, 4_000, 6_000), (2, 12_000, 18_000)] {
             app.app.wake_dispatcher();
             fake.wait_requests(attempt, Duration::from_secs(20)).await;
             let pending = crate::support::eventually(Duration::from_secs(20), || async {
                 let log = app.get_json("/api/v1/alerts?since=0").await;
                 let d = log["alerts"].as_array()?.first()?["deliveries"][0].clone();
-                (d["attempts"] == attempt && d["last_error"].is_string()).then_some(d)
+                (d["attempts"] == attempt
+                    && d["last_error"].is_string()
+                    && d["last_error"] != previous_error)
+                    .then_some(d)
             })
             .await
             .expect("the failed attempt was not recorded");
             assert_eq!(pending["state"], "pending", "{pending}");
+            previous_error = pending["last_error"].clone();
             // Due one backoff after the attempt, on opswatch's clock (which stood still).
             let now = app.app.clock.now_ms();
             let due = pending["next_attempt_ms"].as_i64().unwrap();

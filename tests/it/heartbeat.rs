@@ -170,7 +170,9 @@ async fn an_alert_undelivered_for_five_minutes_makes_the_heartbeat_fail_until_it
         .await
         .unwrap();
     // The dispatcher records each refusal with the retry time taken from the clock: wait for
-    // that before moving the clock, or the retry lands after the new time.
+    // that before moving the clock, or the retry lands after the new time. The claim counts
+    // the attempt before the send, so the refusal is recorded once the retry is due later
+    // than now (the clock stands still meanwhile).
     let refused = |attempts: i64| {
         let app = &app;
         async move {
@@ -179,7 +181,8 @@ async fn an_alert_undelivered_for_five_minutes_makes_the_heartbeat_fail_until_it
                 let d = log["alerts"][0]["deliveries"][0].clone();
                 (d["attempts"] == attempts
                     && d["state"] == "pending"
-                    && d["last_error"].is_string())
+                    && d["last_error"].is_string()
+                    && d["next_attempt_ms"].as_i64() > Some(app.app.clock.now_ms()))
                 .then_some(())
             })
             .await
