@@ -157,19 +157,19 @@ pub async fn results(
         .find_check(&name)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no check named {name:?}")))?;
-    let results = app
-        .store
-        .list_results(
+    // The page, and the whole window however long (from the raw results or the hourly
+    // roll-ups): three independent reads, run at once on the store's readers.
+    let (since, until) = (window.since_ms, window.until_ms);
+    let (results, summary, chart) = tokio::try_join!(
+        app.store.list_results(
             check.id,
             window.since_ms,
             window.end_before_cursor(),
             window.limit,
-        )
-        .await?;
-    // The whole window, however long, from the raw results or the hourly roll-ups.
-    let (since, until) = (window.since_ms, window.until_ms);
-    let summary = app.store.check_summary(check.id, since, until).await?;
-    let chart = app.store.check_chart(check.id, since, until).await?;
+        ),
+        app.store.check_summary(check.id, since, until),
+        app.store.check_chart(check.id, since, until),
+    )?;
     let path = format!("/checks/{}/results", urlencode_segment(&check.name));
     // One check has one result per millisecond at most: the time alone is the key.
     let last = results.last().map(|r| Cursor::new(r.at_ms, ""));
