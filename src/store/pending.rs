@@ -22,7 +22,7 @@ use super::{ResultRow, Store, on_writer};
 const MAX_PENDING: usize = 50_000;
 /// Results per transaction when catching up.
 const BATCH: usize = 2_000;
-/// With nothing new, the writer still looks this often (retries after a failure).
+/// After a failed write, the writer tries again this often.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Default)]
@@ -171,7 +171,9 @@ impl Store {
             tokio::select! {
                 _ = shutdown.cancelled() => {}
                 _ = self.pending.wake.notified(), if !failed => {}
-                _ = tokio::time::sleep(RETRY_EVERY) => {}
+                // Idle, the writer sleeps until a result comes (`notify_one` keeps a permit
+                // when nobody waits): no wake-up a second for an empty queue.
+                _ = tokio::time::sleep(RETRY_EVERY), if failed => {}
             }
         }
         self.pending.background.store(false, Ordering::Release);
