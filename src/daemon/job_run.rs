@@ -128,6 +128,35 @@ pub struct RunGuard {
     failures: AtomicU32,
 }
 
+impl RunGuard {
+    /// A guard whose failure streak goes on from the stored runs of `job`: a job that failed
+    /// twice before a restart or a reload warns at its next failure, not after three more.
+    /// Skipped and interrupted runs neither count nor break the streak (as in `run_once`).
+    pub async fn resumed(app: &AppState, host: &str, job: &str) -> Self {
+        let limit = i64::from(FAILURES_BEFORE_WARNING) + 1;
+        let failures = match app.store.list_job_runs(host, job, limit).await {
+            Ok(runs) => runs
+                .iter()
+                .filter_map(|r| RunOutcome::from_stored(&r.outcome))
+                .filter(|o| !matches!(o, RunOutcome::Skipped | RunOutcome::Interrupted))
+                .take_while(|o| o.is_failure())
+                .count(),
+            Err(e) => {
+                tracing::debug!(
+                    job,
+                    error = format!("{e:#}"),
+                    "cannot read the job's last runs; its failure count starts at 0"
+                );
+                0
+            }
+        };
+        Self {
+            running: Default::default(),
+            failures: AtomicU32::new(u32::try_from(failures).unwrap_or(u32::MAX)),
+        }
+    }
+}
+
 /// Whether a run goes to the store: every cron run; an interval run when it failed or when
 /// its outcome differs from the previous run's (see the module's doc).
 fn stored(cron: bool, previous: Option<RunOutcome>, outcome: RunOutcome) -> bool {
@@ -453,10 +482,20 @@ mod tests {
             && r.finished_ms.is_some()));
         assert_eq!(app.jobs.list()[0].consecutive_failures, 4);
 
+        // A fifth failure after a restart (a new guard) does not warn again either.
+        let guard = Arc::new(RunGuard::resumed(&app, "h", "flaky").await);
+        run_once(&app, &j, &guard, "h", occurrence(4)).await;
+        let items = app.store.pending_digest_items().await.unwrap();
+        assert_eq!(
+            items.iter().filter(|i| i.key == "job:flaky").count(),
+            1,
+            "{items:?}"
+        );
+
         // A success clears it.
         let ok = job("flaky", Arc::new(|_| Box::pin(async { Ok(()) })));
         assert_eq!(
-            run_once(&app, &ok, &guard, "h", occurrence(4)).await,
+            run_once(&app, &ok, &guard, "h", occurrence(5)).await,
             RunOutcome::Ok
         );
         let cond = app
@@ -466,6 +505,35 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(cond.level, crate::rules::condition::Level::Ok);
+    }
+
+    #[tokio::test]
+    async fn the_failure_streak_goes_on_across_a_restart() {
+        let app = crate::daemon::testing::app_on_temp_sqlite().await;
+        let j = job(
+            "nightly",
+            Arc::new(|_| Box::pin(async { anyhow::bail!("the database said no") })),
+        );
+        app.jobs.register("nightly", "every 1m".into());
+        let before = Arc::new(RunGuard::default());
+        for i in 0..2 {
+            run_once(&app, &j, &before, "h", occurrence(i)).await;
+        }
+        // opswatch restarts (or reloads): the job's guard is new, its stored runs are not.
+        let after = Arc::new(RunGuard::resumed(&app, "h", "nightly").await);
+        run_once(&app, &j, &after, "h", occurrence(2)).await;
+        let cond = app.store.find_condition("job:nightly").await.unwrap();
+        assert_eq!(
+            cond.map(|c| c.level),
+            Some(crate::rules::condition::Level::Warning),
+            "the third failure in a row warns, counting the two before the restart"
+        );
+        // A success before the restart starts the count again.
+        let ok = job("nightly", Arc::new(|_| Box::pin(async { Ok(()) })));
+        run_once(&app, &ok, &after, "h", occurrence(3)).await;
+        run_once(&app, &j, &after, "h", occurrence(4)).await;
+        let fresh = RunGuard::resumed(&app, "h", "nightly").await;
+        assert_eq!(fresh.failures.load(Ordering::SeqCst), 1);
     }
 
     /// The stored outcomes of `name`, oldest first, once at least `n` are there (interval

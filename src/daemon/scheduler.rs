@@ -119,7 +119,7 @@ async fn run_job(
     shutdown: CancellationToken,
 ) {
     let host = crate::reports::this_host();
-    let guard = Arc::new(RunGuard::default());
+    let guard = Arc::new(RunGuard::resumed(&app, &host, &job.name).await);
     let run = |occurrence: Option<DateTime<Utc>>| {
         let (job, app, limit, guard, host) = (&job, &app, &limit, &guard, &host);
         async move {

@@ -32,6 +32,21 @@ impl RunOutcome {
         }
     }
 
+    /// The outcome a stored run's `outcome` column names.
+    pub fn from_stored(s: &str) -> Option<Self> {
+        [
+            Self::Running,
+            Self::Ok,
+            Self::Failed,
+            Self::Timeout,
+            Self::Panic,
+            Self::Skipped,
+            Self::Interrupted,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
+    }
+
     /// Whether this outcome counts towards "failed runs in a row".
     pub fn is_failure(self) -> bool {
         matches!(self, Self::Failed | Self::Timeout | Self::Panic)
