@@ -372,19 +372,20 @@ impl Store {
         .bind(max)
         .fetch_all(pool)
         .await)?;
+        let mut by_alert: std::collections::HashMap<i64, Vec<DeliveryRow>> =
+            std::collections::HashMap::with_capacity(rows.len());
+        for d in deliveries {
+            by_alert.entry(d.alert_id).or_default().push(d);
+        }
         Ok(rows
             .into_iter()
             .map(|row| {
                 let silenced = row.silenced;
-                let id = row.id;
+                let deliveries = by_alert.remove(&row.id).unwrap_or_default();
                 LoggedAlert {
                     alert: row.into(),
                     silenced,
-                    deliveries: deliveries
-                        .iter()
-                        .filter(|d| d.alert_id == id)
-                        .cloned()
-                        .collect(),
+                    deliveries,
                 }
             })
             .collect())
