@@ -6,8 +6,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use futures_util::{StreamExt as _, TryStreamExt as _, stream};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use super::params::ApiQuery;
 use crate::daemon::state::AppState;
@@ -47,7 +46,15 @@ pub struct SeriesAnswer {
     /// One entry per series: `{"name": ..., "points": ...}`, points from the finest tier that
     /// covers the range.
     #[schema(value_type = Vec<Object>)]
-    series: Vec<Value>,
+    series: Vec<NamedSeries>,
+}
+
+/// Serialized as it is read: a family's answer holds thousands of points, and building a
+/// `serde_json::Value` tree of them first cost more than the store reads.
+#[derive(Serialize)]
+struct NamedSeries {
+    name: String,
+    points: Vec<crate::store::Point>,
 }
 
 /// Chart data of a host metric family (`disk`, `inodes`, `memory`, `swap`, `load`, `pm2`) or
@@ -94,12 +101,12 @@ pub async fn series(
     let since = until - span;
     // A family can hold dozens of series (PM2: three per process); read them side by side on
     // the read pool instead of one after another, keeping their order.
-    let series: Vec<Value> = stream::iter(names)
+    let series: Vec<NamedSeries> = stream::iter(names)
         .map(|name| {
             let store = &app.store;
             async move {
                 let points = store.query_series(&name, since, until).await?;
-                Ok::<_, anyhow::Error>(json!({ "name": name, "points": points }))
+                Ok::<_, anyhow::Error>(NamedSeries { name, points })
             }
         })
         .buffered(SERIES_AT_ONCE)
