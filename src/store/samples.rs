@@ -91,6 +91,28 @@ impl Store {
         Ok(self.chart_series(name, since_ms, until_ms).await?.points)
     }
 
+    /// [`Store::query_series`] of each of `names`, in their order, read a few at a time on
+    /// the read pool (a page or an answer with a dozen charts waited for each in turn; on
+    /// PostgreSQL every read is several round trips).
+    pub async fn query_many_series(
+        &self,
+        names: Vec<String>,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> anyhow::Result<Vec<(String, Vec<Point>)>> {
+        use futures_util::{StreamExt as _, TryStreamExt as _};
+        // SQLite's read pool has four connections; PostgreSQL's pool is shared with the jobs.
+        const AT_ONCE: usize = 4;
+        futures_util::stream::iter(names)
+            .map(|name| async move {
+                let points = self.query_series(&name, since_ms, until_ms).await?;
+                Ok::<_, anyhow::Error>((name, points))
+            })
+            .buffered(AT_ONCE)
+            .try_collect()
+            .await
+    }
+
     pub(super) async fn find_series(&self, name: &str) -> anyhow::Result<Option<i64>> {
         if let Some(id) = self
             .series_cache

@@ -5,16 +5,12 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use futures_util::{StreamExt as _, TryStreamExt as _, stream};
 use serde::{Deserialize, Serialize};
 
 use super::params::ApiQuery;
 use crate::daemon::state::AppState;
 use crate::store::series;
 use crate::web::error::{ApiError, ApiErrors};
-
-/// How many series of one answer are read at once (SQLite's read pool has four connections).
-const SERIES_AT_ONCE: usize = 4;
 
 const FAMILIES: &[(&str, &[&str])] = &[
     ("disk", &[series::DISK_USED_PCT]),
@@ -99,19 +95,14 @@ pub async fn series(
     };
     let until = app.clock.now_ms() + 1;
     let since = until - span;
-    // A family can hold dozens of series (PM2: three per process); read them side by side on
-    // the read pool instead of one after another, keeping their order.
-    let series: Vec<NamedSeries> = stream::iter(names)
-        .map(|name| {
-            let store = &app.store;
-            async move {
-                let points = store.query_series(&name, since, until).await?;
-                Ok::<_, anyhow::Error>(NamedSeries { name, points })
-            }
-        })
-        .buffered(SERIES_AT_ONCE)
-        .try_collect()
-        .await?;
+    // A family can hold dozens of series (PM2: three per process).
+    let series = app
+        .store
+        .query_many_series(names, since, until)
+        .await?
+        .into_iter()
+        .map(|(name, points)| NamedSeries { name, points })
+        .collect();
     Ok(Json(SeriesAnswer {
         metric,
         range: range.to_owned(),

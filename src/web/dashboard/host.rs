@@ -204,22 +204,41 @@ pub async fn page(
         line_label: "average",
     };
     let json = |family: &str| format!("/api/v1/metrics/{family}?range={range}");
-    let mut charts = Vec::new();
-    for (i, name) in app
+    // Every series the page draws, read side by side; the charts below take theirs by name.
+    let disks: Vec<String> = app
         .store
         .list_series("disk.used_pct:")
         .await?
         .into_iter()
-        .enumerate()
-    {
+        .filter(|name| {
+            let mount = &name["disk.used_pct:".len()..];
+            !cfg.mounts.get(mount).is_some_and(|o| o.ignore)
+        })
+        .collect();
+    let inodes = app.store.list_series("disk.inode_pct:").await?;
+    const LOADS: [(&str, &str); 3] = [
+        ("load.1", "1 min"),
+        ("load.5", "5 min"),
+        ("load.15", "15 min"),
+    ];
+    let mut names = disks.clone();
+    names.extend(inodes.iter().cloned());
+    names.extend(["memory.used_pct", "swap.used_pct"].map(String::from));
+    names.extend(LOADS.map(|(name, _)| name.to_owned()));
+    let mut read: std::collections::HashMap<String, Vec<crate::store::Point>> = app
+        .store
+        .query_many_series(names, since, until)
+        .await?
+        .into_iter()
+        .collect();
+    let mut take = |name: &str| read.remove(name).unwrap_or_default();
+    let mut charts = Vec::new();
+    for (i, name) in disks.into_iter().enumerate() {
         let mount = name["disk.used_pct:".len()..].to_owned();
         let over = cfg.mounts.get(&mount);
-        if over.is_some_and(|o| o.ignore) {
-            continue;
-        }
         let warn = over.and_then(|o| o.disk_warn).unwrap_or(cfg.disk_warn);
         let crit = over.and_then(|o| o.disk_crit).unwrap_or(cfg.disk_crit);
-        let pts = app.store.query_series(&name, since, until).await?;
+        let pts = take(&name);
         let chart = pct_chart(
             format!("disk{i}"),
             format!("Disk {mount} used"),
@@ -232,8 +251,8 @@ pub async fn page(
         )));
     }
     let mut inode_lines = Vec::new();
-    for name in app.store.list_series("disk.inode_pct:").await? {
-        let pts = app.store.query_series(&name, since, until).await?;
+    for name in inodes {
+        let pts = take(&name);
         inode_lines.push(Line {
             label: name["disk.inode_pct:".len()..].to_owned(),
             points: points(pts),
@@ -249,10 +268,7 @@ pub async fn page(
         chart.lines = inode_lines;
         charts.push(ChartView::of(&chart).with_json(json("inodes")));
     }
-    let memory = app
-        .store
-        .query_series("memory.used_pct", since, until)
-        .await?;
+    let memory = take("memory.used_pct");
     charts.push(
         ChartView::of(&pct_chart(
             "memory".to_owned(),
@@ -262,10 +278,7 @@ pub async fn page(
         ))
         .with_json(json("memory")),
     );
-    let swap = app
-        .store
-        .query_series("swap.used_pct", since, until)
-        .await?;
+    let swap = take("swap.used_pct");
     charts.push(
         ChartView::of(&pct_chart(
             "swap".to_owned(),
@@ -277,14 +290,10 @@ pub async fn page(
     );
     let (lw, lc) = load_thresholds(cfg, cpus);
     let mut load_lines = Vec::new();
-    for (name, label) in [
-        ("load.1", "1 min"),
-        ("load.5", "5 min"),
-        ("load.15", "15 min"),
-    ] {
+    for (name, label) in LOADS {
         load_lines.push(Line {
             label: label.to_owned(),
-            points: points(app.store.query_series(name, since, until).await?),
+            points: points(take(name)),
         });
     }
     let mut load_th = thresholds(lw, Some(lc));
