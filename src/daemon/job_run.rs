@@ -129,30 +129,38 @@ pub struct RunGuard {
 }
 
 impl RunGuard {
-    /// A guard whose failure streak goes on from the stored runs of `job`: a job that failed
-    /// twice before a restart or a reload warns at its next failure, not after three more.
-    /// Skipped and interrupted runs neither count nor break the streak (as in `run_once`).
-    pub async fn resumed(app: &AppState, host: &str, job: &str) -> Self {
-        let limit = i64::from(FAILURES_BEFORE_WARNING) + 1;
-        let failures = match app.store.list_job_runs(host, job, limit).await {
-            Ok(runs) => runs
+    /// A guard whose run of failures goes on from `failures` (see [`stored_failure_streak`]).
+    pub fn with_failures(failures: u32) -> Self {
+        Self {
+            running: Default::default(),
+            failures: AtomicU32::new(failures),
+        }
+    }
+}
+
+/// How many of `job`'s latest stored runs failed in a row, so that a job that failed twice
+/// before a restart or a reload warns at its next failure (not after three more), and one
+/// that had warned is cleared by its next success. Skipped and interrupted runs neither count
+/// nor break the run (as in `run_once`).
+pub async fn stored_failure_streak(app: &AppState, host: &str, job: &str) -> u32 {
+    let limit = i64::from(FAILURES_BEFORE_WARNING) + 1;
+    match app.store.list_job_runs(host, job, limit).await {
+        Ok(runs) => {
+            let n = runs
                 .iter()
                 .filter_map(|r| RunOutcome::from_stored(&r.outcome))
                 .filter(|o| !matches!(o, RunOutcome::Skipped | RunOutcome::Interrupted))
                 .take_while(|o| o.is_failure())
-                .count(),
-            Err(e) => {
-                tracing::debug!(
-                    job,
-                    error = format!("{e:#}"),
-                    "cannot read the job's last runs; its failure count starts at 0"
-                );
-                0
-            }
-        };
-        Self {
-            running: Default::default(),
-            failures: AtomicU32::new(u32::try_from(failures).unwrap_or(u32::MAX)),
+                .count();
+            u32::try_from(n).unwrap_or(u32::MAX)
+        }
+        Err(e) => {
+            tracing::debug!(
+                job,
+                error = format!("{e:#}"),
+                "cannot read the job's last runs; its failure count starts at 0"
+            );
+            0
         }
     }
 }
@@ -483,7 +491,9 @@ mod tests {
         assert_eq!(app.jobs.list()[0].consecutive_failures, 4);
 
         // A fifth failure after a restart (a new guard) does not warn again either.
-        let guard = Arc::new(RunGuard::resumed(&app, "h", "flaky").await);
+        let guard = Arc::new(RunGuard::with_failures(
+            stored_failure_streak(&app, "h", "flaky").await,
+        ));
         run_once(&app, &j, &guard, "h", occurrence(4)).await;
         let items = app.store.pending_digest_items().await.unwrap();
         assert_eq!(
@@ -520,7 +530,9 @@ mod tests {
             run_once(&app, &j, &before, "h", occurrence(i)).await;
         }
         // opswatch restarts (or reloads): the job's guard is new, its stored runs are not.
-        let after = Arc::new(RunGuard::resumed(&app, "h", "nightly").await);
+        let after = Arc::new(RunGuard::with_failures(
+            stored_failure_streak(&app, "h", "nightly").await,
+        ));
         run_once(&app, &j, &after, "h", occurrence(2)).await;
         let cond = app.store.find_condition("job:nightly").await.unwrap();
         assert_eq!(
@@ -532,8 +544,7 @@ mod tests {
         let ok = job("nightly", Arc::new(|_| Box::pin(async { Ok(()) })));
         run_once(&app, &ok, &after, "h", occurrence(3)).await;
         run_once(&app, &j, &after, "h", occurrence(4)).await;
-        let fresh = RunGuard::resumed(&app, "h", "nightly").await;
-        assert_eq!(fresh.failures.load(Ordering::SeqCst), 1);
+        assert_eq!(stored_failure_streak(&app, "h", "nightly").await, 1);
     }
 
     /// The stored outcomes of `name`, oldest first, once at least `n` are there (interval

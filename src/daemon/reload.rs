@@ -178,6 +178,9 @@ impl Generation {
         for job in scheduler.jobs() {
             resumed.add(resume(job.clone(), starts, &token));
         }
+        resumed
+            .resume_failure_streaks(&app, &crate::reports::this_host())
+            .await;
         resumed.spawn(&app, &token, &mut tasks);
         crate::jobs::pm2_events::spawn(&app, &token, &mut tasks);
         Ok(Self { app, token, tasks })

@@ -4,6 +4,7 @@
 //! Cron occurrences come from a [`CronCursor`] (fires each occurrence once, catches up a run
 //! missed while opswatch was down); each run is contained and recorded ([`job_run`]).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -53,6 +54,8 @@ pub struct Scheduler {
     /// The wall clock cron occurrences are read from; the app's clock when unset, so a test
     /// that moves the app's clock also moves cron jobs.
     clock: Option<Arc<dyn Clock>>,
+    /// Failed runs in a row each job starts with (see `resume_failure_streaks`).
+    failures: HashMap<String, u32>,
 }
 
 impl Trigger {
@@ -83,6 +86,17 @@ impl Scheduler {
     }
 
     /// Starts the heartbeat and every job on `tasks`; all stop when `shutdown` is cancelled.
+    /// Each job's run of failures goes on from its stored runs instead of starting at 0: read
+    /// once before the jobs start, so no job's first run waits on the store.
+    pub async fn resume_failure_streaks(&mut self, app: &AppState, host: &str) {
+        for job in &self.jobs {
+            let n = job_run::stored_failure_streak(app, host, &job.name).await;
+            if n > 0 {
+                self.failures.insert(job.name.clone(), n);
+            }
+        }
+    }
+
     pub fn spawn(self, app: &AppState, shutdown: &CancellationToken, tasks: &mut JoinSet<()>) {
         let limit = Arc::new(Semaphore::new(MAX_CONCURRENT_JOBS));
         let clock = self
@@ -90,8 +104,10 @@ impl Scheduler {
             .unwrap_or_else(|| Arc::new(app.clock.clone()) as Arc<dyn Clock>);
         for job in self.jobs {
             app.jobs.register(&job.name, job.trigger.describe());
+            let guard = RunGuard::with_failures(self.failures.get(&job.name).copied().unwrap_or(0));
             tasks.spawn(run_job(
                 job,
+                guard,
                 app.clone(),
                 limit.clone(),
                 clock.clone(),
@@ -113,13 +129,14 @@ impl Scheduler {
 
 async fn run_job(
     job: Job,
+    guard: RunGuard,
     app: AppState,
     limit: Arc<Semaphore>,
     clock: Arc<dyn Clock>,
     shutdown: CancellationToken,
 ) {
     let host = crate::reports::this_host();
-    let guard = Arc::new(RunGuard::resumed(&app, &host, &job.name).await);
+    let guard = Arc::new(guard);
     let run = |occurrence: Option<DateTime<Utc>>| {
         let (job, app, limit, guard, host) = (&job, &app, &limit, &guard, &host);
         async move {

@@ -54,7 +54,9 @@ pub struct WindowParams {
     /// Only this host's facts; an unknown host is 404.
     pub host: Option<String>,
     /// Where the previous page stopped, as given in its `next` URL: the page starts right
-    /// after (older than) that page's last row. Opaque; one this API did not give out is 400.
+    /// after (older than) that page's last row. Opaque (hex); one this API did not give out
+    /// is 400.
+    #[param(pattern = "^([0-9a-f]{2})+$")]
     pub cursor: Option<String>,
 }
 
