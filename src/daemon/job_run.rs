@@ -143,8 +143,10 @@ impl RunGuard {
 /// that had warned is cleared by its next success. Skipped and interrupted runs neither count
 /// nor break the run (as in `run_once`).
 pub async fn stored_failure_streak(app: &AppState, host: &str, job: &str) -> u32 {
-    let limit = i64::from(FAILURES_BEFORE_WARNING) + 1;
-    match app.store.list_job_runs(host, job, limit).await {
+    // A few more rows than the warning needs, so skipped runs among the latest (a slow job
+    // refused overlaps) do not hide the failures before them.
+    const LOOK_BACK: i64 = 20;
+    match app.store.list_job_runs(host, job, LOOK_BACK).await {
         Ok(runs) => {
             let n = runs
                 .iter()

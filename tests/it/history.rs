@@ -10,22 +10,12 @@ use opswatch::jobs::history;
 use opswatch::store::rollups::{Bucket, CHART_RANGES, FIVE_MINUTES_MS, HOUR_MS, Tier};
 use opswatch::store::{ResultRow, Store};
 
+use crate::support::{http_result as result, open_stores as stores};
+
 const MIN: i64 = 60_000;
 const DAY: i64 = 86_400_000;
 /// A day boundary (2027-01-15 00:00 UTC).
 const T0: i64 = 20_833 * DAY;
-
-async fn stores() -> (
-    tempfile::TempDir,
-    Vec<(Store, Option<crate::support::PgDatabase>)>,
-) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut out = Vec::new();
-    for (url, guard) in crate::support::store_urls(dir.path()).await {
-        out.push((Store::open(&url).await.expect("store opens"), guard));
-    }
-    (dir, out)
-}
 
 async fn import(store: &Store, name: &str, samples: &[(i64, f64)]) {
     let id = store.series_id(name).await.unwrap();
@@ -36,18 +26,6 @@ async fn import(store: &Store, name: &str, samples: &[(i64, f64)]) {
 }
 
 /// A check result with HTTP 200 and no error details.
-fn result(at_ms: i64, ok: bool, latency_ms: i64) -> ResultRow {
-    ResultRow {
-        at_ms,
-        ok,
-        latency_ms: Some(latency_ms),
-        status_code: Some(200),
-        error_kind: None,
-        error: None,
-        cert_expires_ms: None,
-    }
-}
-
 /// Where each bucket of series `name` in `tier` starts, oldest first.
 async fn bucket_starts(store: &Store, name: &str, tier: Tier) -> Vec<i64> {
     store

@@ -3,36 +3,14 @@
 
 use opswatch::config::{HistoryConfig, HumanDuration};
 use opswatch::jobs::history;
-use opswatch::store::{ResultRow, Store};
+use opswatch::store::ResultRow;
+
+use crate::support::{http_result as result, open_stores as stores};
 
 const MIN: i64 = 60_000;
 const DAY: i64 = 86_400_000;
 /// A day boundary (2027-01-15 00:00 UTC).
 const T0: i64 = 20_833 * DAY;
-
-async fn stores() -> (
-    tempfile::TempDir,
-    Vec<(Store, Option<crate::support::PgDatabase>)>,
-) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut out = Vec::new();
-    for (url, guard) in crate::support::store_urls(dir.path()).await {
-        out.push((Store::open(&url).await.expect("store opens"), guard));
-    }
-    (dir, out)
-}
-
-fn result(at_ms: i64, ok: bool, latency_ms: i64) -> ResultRow {
-    ResultRow {
-        at_ms,
-        ok,
-        latency_ms: Some(latency_ms),
-        status_code: Some(200),
-        error_kind: None,
-        error: None,
-        cert_expires_ms: None,
-    }
-}
 
 #[tokio::test]
 async fn check_reads_for_all_checks_match_the_reads_per_check() {

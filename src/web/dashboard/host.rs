@@ -14,7 +14,7 @@ use super::{
 use crate::checks::system::HostSnapshot;
 use crate::config::SystemConfig;
 use crate::daemon::state::AppState;
-use crate::store::now_ms;
+use crate::store::{now_ms, series};
 
 const HOST_RANGES: &[&str] = &["1h", "6h", "24h", "7d", "30d", "90d", "1y"];
 
@@ -207,23 +207,23 @@ pub async fn page(
     // Every series the page draws, read side by side; the charts below take theirs by name.
     let disks: Vec<String> = app
         .store
-        .list_series("disk.used_pct:")
+        .list_series(series::DISK_USED_PCT)
         .await?
         .into_iter()
         .filter(|name| {
-            let mount = &name["disk.used_pct:".len()..];
+            let mount = &name[series::DISK_USED_PCT.len()..];
             !cfg.mounts.get(mount).is_some_and(|o| o.ignore)
         })
         .collect();
-    let inodes = app.store.list_series("disk.inode_pct:").await?;
+    let inodes = app.store.list_series(series::DISK_INODE_PCT).await?;
     const LOADS: [(&str, &str); 3] = [
-        ("load.1", "1 min"),
-        ("load.5", "5 min"),
-        ("load.15", "15 min"),
+        (series::LOAD_1, "1 min"),
+        (series::LOAD_5, "5 min"),
+        (series::LOAD_15, "15 min"),
     ];
     let mut names = disks.clone();
     names.extend(inodes.iter().cloned());
-    names.extend(["memory.used_pct", "swap.used_pct"].map(String::from));
+    names.extend([series::MEMORY_USED_PCT, series::SWAP_USED_PCT].map(String::from));
     names.extend(LOADS.map(|(name, _)| name.to_owned()));
     let mut read: std::collections::HashMap<String, Vec<crate::store::Point>> = app
         .store
@@ -234,7 +234,7 @@ pub async fn page(
     let mut take = |name: &str| read.remove(name).unwrap_or_default();
     let mut charts = Vec::new();
     for (i, name) in disks.into_iter().enumerate() {
-        let mount = name["disk.used_pct:".len()..].to_owned();
+        let mount = name[series::DISK_USED_PCT.len()..].to_owned();
         let over = cfg.mounts.get(&mount);
         let warn = over.and_then(|o| o.disk_warn).unwrap_or(cfg.disk_warn);
         let crit = over.and_then(|o| o.disk_crit).unwrap_or(cfg.disk_crit);
@@ -254,7 +254,7 @@ pub async fn page(
     for name in inodes {
         let pts = take(&name);
         inode_lines.push(Line {
-            label: name["disk.inode_pct:".len()..].to_owned(),
+            label: name[series::DISK_INODE_PCT.len()..].to_owned(),
             points: points(pts),
         });
     }
@@ -268,7 +268,7 @@ pub async fn page(
         chart.lines = inode_lines;
         charts.push(ChartView::of(&chart).with_json(json("inodes")));
     }
-    let memory = take("memory.used_pct");
+    let memory = take(series::MEMORY_USED_PCT);
     charts.push(
         ChartView::of(&pct_chart(
             "memory".to_owned(),
@@ -278,7 +278,7 @@ pub async fn page(
         ))
         .with_json(json("memory")),
     );
-    let swap = take("swap.used_pct");
+    let swap = take(series::SWAP_USED_PCT);
     charts.push(
         ChartView::of(&pct_chart(
             "swap".to_owned(),

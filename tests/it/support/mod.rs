@@ -166,6 +166,36 @@ pub async fn store_urls(dir: &Path) -> Vec<(String, Option<PgDatabase>)> {
     out
 }
 
+/// An opened store on each of [`store_urls`] (migrated), in a temporary folder the caller
+/// keeps alive with the stores.
+pub async fn open_stores() -> (
+    tempfile::TempDir,
+    Vec<(opswatch::store::Store, Option<PgDatabase>)>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut out = Vec::new();
+    for (url, guard) in store_urls(dir.path()).await {
+        let store = opswatch::store::Store::open(&url)
+            .await
+            .expect("store opens");
+        out.push((store, guard));
+    }
+    (dir, out)
+}
+
+/// A check result with HTTP 200 and `latency_ms`, up or down as `ok` says.
+pub fn http_result(at_ms: i64, ok: bool, latency_ms: i64) -> opswatch::store::ResultRow {
+    opswatch::store::ResultRow {
+        at_ms,
+        ok,
+        latency_ms: Some(latency_ms),
+        status_code: Some(200),
+        error_kind: None,
+        error: None,
+        cert_expires_ms: None,
+    }
+}
+
 /// The real `opswatch serve`, on a free loopback port, killed when dropped.
 pub struct Opswatch {
     pub child: Child,
