@@ -154,7 +154,6 @@ macro_rules! insert_result {
         .map(|_| ())
     }};
 }
-pub(crate) use insert_result;
 
 /// What a check result does to the check's incident.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,8 +20,13 @@ use super::{ResultRow, Store, on_writer};
 /// At most this many results wait in memory (about 200 bytes each): an hour of 14 checks
 /// probing every second.
 const MAX_PENDING: usize = 50_000;
-/// Results per transaction when catching up.
+/// Results per statement: eight parameters each stays under SQLite's limit of 32,766.
 const BATCH: usize = 2_000;
+/// Once a result wakes the writer, it waits this long for the rest of the round: checks with
+/// the same `every` probe together, and one statement for all their results is one round trip
+/// to the store's connection, where a statement each cost a round trip per result (and on
+/// SQLite a wake-up of the connection's thread each; BENCHMARKS.md, issue 10).
+const GATHER: Duration = Duration::from_millis(250);
 /// After a failed write, the writer tries again this often.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 
@@ -119,12 +124,30 @@ impl Store {
             if batch.is_empty() {
                 return Ok(written);
             }
+            // One statement, so no transaction: it goes in whole or not at all.
             let outcome = on_writer!(self, |pool| {
-                let mut tx = pool.begin().await?;
-                for (check_id, result) in &batch {
-                    super::checks::insert_result!(&mut *tx, *check_id, result)?;
-                }
-                tx.commit().await
+                let mut insert = sqlx::QueryBuilder::new(
+                    "INSERT INTO check_results (check_id, at_ms, ok, latency_ms, status_code, \
+                     error_kind, error, cert_expires_ms) ",
+                );
+                insert.push_values(&batch, |mut row, (check_id, result)| {
+                    row.push_bind(*check_id)
+                        .push_bind(result.at_ms)
+                        .push_bind(result.ok)
+                        .push_bind(result.latency_ms)
+                        .push_bind(result.status_code)
+                        .push_bind(result.error_kind.as_deref())
+                        .push_bind(result.error.as_deref())
+                        .push_bind(result.cert_expires_ms);
+                });
+                insert.push(" ON CONFLICT DO NOTHING");
+                // Not prepared for reuse: its text changes with the batch's length.
+                insert
+                    .build()
+                    .persistent(false)
+                    .execute(pool)
+                    .await
+                    .map(|_| ())
             });
             if let Err(e) = outcome {
                 self.pending.put_back(batch);
@@ -175,6 +198,12 @@ impl Store {
                 // when nobody waits): no wake-up a second for an empty queue.
                 _ = tokio::time::sleep(RETRY_EVERY), if failed => {}
             }
+            if !failed && self.pending.len() > 0 {
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    _ = tokio::time::sleep(GATHER) => {}
+                }
+            }
         }
         self.pending.background.store(false, Ordering::Release);
         if let Err(e) = self.write_pending_results().await {
@@ -184,5 +213,76 @@ impl Store {
                 "check results not written at shutdown"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BATCH;
+    use crate::checks::CheckKind;
+    use crate::store::ResultRow;
+
+    fn result(at_ms: i64, ok: bool) -> ResultRow {
+        ResultRow {
+            at_ms,
+            ok,
+            latency_ms: ok.then_some(12),
+            status_code: ok.then_some(200),
+            error_kind: (!ok).then(|| "timeout".to_owned()),
+            error: (!ok).then(|| "no answer in 5s".to_owned()),
+            cert_expires_ms: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_backlog_longer_than_a_batch_goes_in_whole_and_a_repeat_is_ignored() {
+        let app = crate::daemon::testing::app_on_temp_sqlite().await;
+        let api = app
+            .store
+            .ensure_check("api", CheckKind::Http)
+            .await
+            .unwrap();
+        let db = app.store.ensure_check("db", CheckKind::Tcp).await.unwrap();
+        let n = BATCH as i64 + 7;
+        for at in 1..=n {
+            app.store
+                .keep_result_for_later(api.id, &result(at, at % 3 != 0));
+        }
+        app.store.keep_result_for_later(db.id, &result(5, false));
+        // The same check and time again: the store keeps the first.
+        app.store.keep_result_for_later(api.id, &result(1, false));
+
+        let written = app.store.write_pending_results().await.unwrap();
+        assert_eq!(written, BATCH + 9);
+        assert_eq!(app.store.pending_results(), 0);
+
+        let (count, failed, first_ok): (i64, i64, bool) =
+            crate::store::on_reader!(app.store, |pool| {
+                sqlx::query_as(
+                    "SELECT COUNT(*), SUM(CASE WHEN ok THEN 0 ELSE 1 END), \
+                 MAX(CASE WHEN at_ms = 1 THEN ok END) FROM check_results WHERE check_id = $1",
+                )
+                .bind(api.id)
+                .fetch_one(pool)
+                .await
+            })
+            .unwrap();
+        assert_eq!(count, n);
+        assert_eq!(failed, n / 3);
+        assert!(
+            first_ok,
+            "the repeat of at_ms = 1 replaced the first result"
+        );
+        let (kind, error): (String, String) = crate::store::on_reader!(app.store, |pool| {
+            sqlx::query_as("SELECT error_kind, error FROM check_results WHERE check_id = $1")
+                .bind(db.id)
+                .fetch_one(pool)
+                .await
+        })
+        .unwrap();
+        assert_eq!(
+            (kind.as_str(), error.as_str()),
+            ("timeout", "no answer in 5s")
+        );
     }
 }
