@@ -239,7 +239,7 @@ flap_threshold = 1000   # ten DOWNs in a minute are the test, not flapping to da
 name = "flip"
 url = "http://127.0.0.1:$T3_PORT/health"
 every = "1s"
-timeout = "2s"
+timeout = "1s"
 failures = 2
 EOF
     } >"$OW3_DIR/opswatch.toml"
