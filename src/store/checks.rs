@@ -132,27 +132,34 @@ impl Store {
     }
 }
 
-/// Inserts one check result through `$executor` (a pool or a transaction).
-macro_rules! insert_result {
-    ($executor:expr, $check_id:expr, $result:expr) => {{
-        let result: &ResultRow = $result;
-        sqlx::query(
-            "INSERT INTO check_results \
-             (check_id, at_ms, ok, latency_ms, status_code, error_kind, error, cert_expires_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-        )
-        .bind($check_id)
-        .bind(result.at_ms)
-        .bind(result.ok)
-        .bind(result.latency_ms)
-        .bind(result.status_code)
-        .bind(&result.error_kind)
-        .bind(&result.error)
-        .bind(result.cert_expires_ms)
-        .execute($executor)
-        .await
-        .map(|_| ())
-    }};
+/// The `INSERT` of check results, one statement for any number of rows; a row already
+/// stored (same check and time) is kept.
+pub(crate) fn insert_results<'a, DB>(
+    rows: impl IntoIterator<Item = (i64, &'a ResultRow)>,
+) -> sqlx::QueryBuilder<'a, DB>
+where
+    DB: sqlx::Database,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    bool: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    Option<i64>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    Option<&'a str>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let mut insert = sqlx::QueryBuilder::new(
+        "INSERT INTO check_results (check_id, at_ms, ok, latency_ms, status_code, error_kind, \
+         error, cert_expires_ms) ",
+    );
+    insert.push_values(rows, |mut row, (check_id, result)| {
+        row.push_bind(check_id)
+            .push_bind(result.at_ms)
+            .push_bind(result.ok)
+            .push_bind(result.latency_ms)
+            .push_bind(result.status_code)
+            .push_bind(result.error_kind.as_deref())
+            .push_bind(result.error.as_deref())
+            .push_bind(result.cert_expires_ms);
+    });
+    insert.push(" ON CONFLICT DO NOTHING");
+    insert
 }
 
 /// What a check result does to the check's incident.
@@ -181,8 +188,8 @@ impl Store {
     /// leave a state change without its alert or an alert without its state change.
     ///
     /// `previous` is the check as stored before this result. When nothing but the result is
-    /// new (the usual steady probe) the result is the only write: one statement, no
-    /// transaction.
+    /// new (the usual steady probe) the result is only queued, and goes in with the round's
+    /// other results as one statement (`pending.rs`).
     ///
     /// Returns the id of the alert written to the outbox, if any.
     pub async fn record_check_outcome(
@@ -223,7 +230,10 @@ impl Store {
         let now = result.at_ms;
         let alert_id = on_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
-            insert_result!(&mut *tx, check.id, result)?;
+            insert_results([(check.id, result)])
+                .build()
+                .execute(&mut *tx)
+                .await?;
             sqlx::query(
                 "UPDATE checks SET state = $1, consecutive_failures = $2, last_change_ms = $3, \
                  last_error = $4 WHERE id = $5",

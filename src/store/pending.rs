@@ -115,7 +115,7 @@ impl Store {
         self.pending.len()
     }
 
-    /// Writes every queued result, a batch per transaction. Returns how many were written;
+    /// Writes every queued result, a batch per statement. Returns how many were written;
     /// on an error the unwritten ones stay queued.
     pub async fn write_pending_results(&self) -> anyhow::Result<usize> {
         let mut written = 0;
@@ -126,23 +126,8 @@ impl Store {
             }
             // One statement, so no transaction: it goes in whole or not at all.
             let outcome = on_writer!(self, |pool| {
-                let mut insert = sqlx::QueryBuilder::new(
-                    "INSERT INTO check_results (check_id, at_ms, ok, latency_ms, status_code, \
-                     error_kind, error, cert_expires_ms) ",
-                );
-                insert.push_values(&batch, |mut row, (check_id, result)| {
-                    row.push_bind(*check_id)
-                        .push_bind(result.at_ms)
-                        .push_bind(result.ok)
-                        .push_bind(result.latency_ms)
-                        .push_bind(result.status_code)
-                        .push_bind(result.error_kind.as_deref())
-                        .push_bind(result.error.as_deref())
-                        .push_bind(result.cert_expires_ms);
-                });
-                insert.push(" ON CONFLICT DO NOTHING");
                 // Not prepared for reuse: its text changes with the batch's length.
-                insert
+                super::checks::insert_results(batch.iter().map(|(id, result)| (*id, result)))
                     .build()
                     .persistent(false)
                     .execute(pool)
