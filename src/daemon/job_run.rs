@@ -146,11 +146,20 @@ pub async fn stored_failure_streak(app: &AppState, host: &str, job: &str) -> u32
     // A few more rows than the warning needs, so skipped runs among the latest (a slow job
     // refused overlaps) do not hide the failures before them.
     const LOOK_BACK: i64 = 20;
-    match app.store.list_job_runs(host, job, LOOK_BACK).await {
-        Ok(runs) => {
-            let n = runs
-                .iter()
-                .filter_map(|r| RunOutcome::from_stored(&r.outcome))
+    // A word this build does not know is an error, as everywhere the store is read: the count
+    // then starts at 0 rather than on a guess.
+    let outcomes = async {
+        app.store
+            .list_job_runs(host, job, LOOK_BACK)
+            .await?
+            .iter()
+            .map(|r| Ok(r.outcome.parse::<RunOutcome>()?))
+            .collect::<anyhow::Result<Vec<_>>>()
+    };
+    match outcomes.await {
+        Ok(outcomes) => {
+            let n = outcomes
+                .into_iter()
                 .filter(|o| !matches!(o, RunOutcome::Skipped | RunOutcome::Interrupted))
                 .take_while(|o| o.is_failure())
                 .count();

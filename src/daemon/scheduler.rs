@@ -85,7 +85,6 @@ impl Scheduler {
         &self.jobs
     }
 
-    /// Starts the heartbeat and every job on `tasks`; all stop when `shutdown` is cancelled.
     /// Each job's run of failures goes on from its stored runs instead of starting at 0: read
     /// once before the jobs start, so no job's first run waits on the store.
     pub async fn resume_failure_streaks(&mut self, app: &AppState, host: &str) {
@@ -97,6 +96,7 @@ impl Scheduler {
         }
     }
 
+    /// Starts the heartbeat and every job on `tasks`; all stop when `shutdown` is cancelled.
     pub fn spawn(self, app: &AppState, shutdown: &CancellationToken, tasks: &mut JoinSet<()>) {
         let limit = Arc::new(Semaphore::new(MAX_CONCURRENT_JOBS));
         let clock = self

@@ -19,34 +19,17 @@ pub enum RunOutcome {
     Interrupted,
 }
 
+super::stored_word!(RunOutcome, "job run outcome", {
+    RunOutcome::Running => "running",
+    RunOutcome::Ok => "ok",
+    RunOutcome::Failed => "failed",
+    RunOutcome::Timeout => "timeout",
+    RunOutcome::Panic => "panic",
+    RunOutcome::Skipped => "skipped",
+    RunOutcome::Interrupted => "interrupted",
+});
+
 impl RunOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Running => "running",
-            Self::Ok => "ok",
-            Self::Failed => "failed",
-            Self::Timeout => "timeout",
-            Self::Panic => "panic",
-            Self::Skipped => "skipped",
-            Self::Interrupted => "interrupted",
-        }
-    }
-
-    /// The outcome a stored run's `outcome` column names.
-    pub fn from_stored(s: &str) -> Option<Self> {
-        [
-            Self::Running,
-            Self::Ok,
-            Self::Failed,
-            Self::Timeout,
-            Self::Panic,
-            Self::Skipped,
-            Self::Interrupted,
-        ]
-        .into_iter()
-        .find(|o| o.as_str() == s)
-    }
-
     /// Whether this outcome counts towards "failed runs in a row".
     pub fn is_failure(self) -> bool {
         matches!(self, Self::Failed | Self::Timeout | Self::Panic)
@@ -223,5 +206,38 @@ impl Store {
         .await
         .map(|_| ()))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RunOutcome;
+    use crate::daemon::job_run::stored_failure_streak;
+
+    #[tokio::test]
+    async fn an_unknown_stored_outcome_starts_the_streak_at_zero_instead_of_being_skipped() {
+        let app = crate::daemon::testing::app_on_temp_sqlite().await;
+        for at in 0..3 {
+            let id = app
+                .store
+                .start_job_run("h", "nightly", None, at)
+                .await
+                .unwrap();
+            app.store
+                .finish_job_run(id, at + 1, RunOutcome::Failed, Some("the database said no"))
+                .await
+                .unwrap();
+        }
+        assert_eq!(stored_failure_streak(&app, "h", "nightly").await, 3);
+        // A word from a newer build (or a hand edit) in the oldest of the three.
+        super::on_writer!(app.store, |pool| sqlx::query(
+            "UPDATE job_runs SET outcome = 'sideways' \
+             WHERE id = (SELECT MIN(id) FROM job_runs WHERE job = 'nightly')"
+        )
+        .execute(pool)
+        .await
+        .map(|_| ()))
+        .unwrap();
+        assert_eq!(stored_failure_streak(&app, "h", "nightly").await, 0);
     }
 }
